@@ -1,0 +1,1 @@
+"""Runnable demonstrations behind ``edgelearn demo NAME``."""

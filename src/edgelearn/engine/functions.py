@@ -1,0 +1,415 @@
+"""The primitives of the engine, each with its forward and backward side by side.
+
+A primitive receives NumPy arrays in ``forward``, keeps what its backward pass needs on ``self``,
+and in ``backward`` turns the gradient of its output into one gradient per input (``None`` where
+an input needs none). Everything a model does is built from these; gradients of every primitive
+are checked against finite differences and TensorFlow.js in the tests.
+
+Example:
+    >>> import numpy as np
+    >>> from edgelearn.engine import Tensor, functions as F
+    >>> x = Tensor(np.array([[-1.0, 2.0]], dtype=np.float32), requires_grad=True)
+    >>> y = F.ReLU.apply(x); y.sum().backward(); x.grad
+    array([[0., 1.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgelearn.engine import kernels
+from edgelearn.engine.tensor import Tensor, as_array, is_grad_enabled
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum a broadcast gradient back down to ``shape``."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, size in enumerate(shape) if size == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad
+
+
+class Function:
+    """Base class of primitives. Subclasses implement ``forward`` and ``backward``."""
+
+    parents: tuple[Tensor | None, ...] = ()
+    needs_grad: tuple[bool, ...] = ()
+
+    @classmethod
+    def run(cls, *inputs: Any, **attrs: Any) -> tuple[Function, Tensor]:
+        """Apply the primitive; return the primitive instance (for its saved values) and output."""
+        dtype = next((x.dtype for x in inputs if isinstance(x, Tensor)), None)
+        # Constants take the dtype of the tensors they meet: a float64 scalar must not silently
+        # promote a float32 graph.
+        tensors = tuple(
+            x if x is None or isinstance(x, Tensor) else Tensor(as_array(x, dtype))
+            for x in inputs
+        )
+        fn = cls()
+        fn.needs_grad = tuple(t is not None and t.requires_grad for t in tensors)
+        output = Tensor(fn.forward(*(None if t is None else t.data for t in tensors), **attrs))
+        if is_grad_enabled() and any(fn.needs_grad):
+            output.requires_grad = True
+            output._ctx = fn
+            fn.parents = tensors
+        return fn, output
+
+    @classmethod
+    def apply(cls, *inputs: Any, **attrs: Any) -> Tensor:
+        return cls.run(*inputs, **attrs)[1]
+
+    def forward(self, *arrays: Any, **attrs: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- arithmetic
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, grad):
+        return unbroadcast(grad, self.shapes[0]), unbroadcast(grad, self.shapes[1])
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, grad):
+        return unbroadcast(grad, self.shapes[0]), unbroadcast(-grad, self.shapes[1])
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, grad):
+        a, b = self.a, self.b
+        grad_a = unbroadcast(grad * b, a.shape) if self.needs_grad[0] else None
+        grad_b = unbroadcast(grad * a, b.shape) if self.needs_grad[1] else None
+        return grad_a, grad_b
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, grad):
+        a, b = self.a, self.b
+        grad_a = unbroadcast(grad / b, a.shape) if self.needs_grad[0] else None
+        grad_b = unbroadcast(-grad * a / (b * b), b.shape) if self.needs_grad[1] else None
+        return grad_a, grad_b
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, grad):
+        return (-grad,)
+
+
+class MatMul(Function):
+    """``x @ w`` for x of shape (..., k) and a 2-D w of shape (k, n)."""
+
+    def forward(self, x, w):
+        self.x, self.w = x, w
+        return x @ w
+
+    def backward(self, grad):
+        x, w = self.x, self.w
+        grad_x = grad @ w.T if self.needs_grad[0] else None
+        grad_w = None
+        if self.needs_grad[1]:
+            grad_w = x.reshape(-1, x.shape[-1]).T @ grad.reshape(-1, grad.shape[-1])
+        return grad_x, grad_w
+
+
+# --------------------------------------------------------------------------- elementwise math
+class Exp(Function):
+    def forward(self, a):
+        self.out = np.exp(a)
+        return self.out
+
+    def backward(self, grad):
+        return (grad * self.out,)
+
+
+class Log(Function):
+    def forward(self, a):
+        self.a = a
+        return np.log(a)
+
+    def backward(self, grad):
+        return (grad / self.a,)
+
+
+class Abs(Function):
+    def forward(self, a):
+        self.sign = np.sign(a)
+        return np.abs(a)
+
+    def backward(self, grad):
+        return (grad * self.sign,)
+
+
+class Clip(Function):
+    """Clip to [low, high]; the gradient passes only where the input was inside (inclusive)."""
+
+    def forward(self, a, low, high):
+        self.inside = (a >= low) & (a <= high)
+        return np.clip(a, low, high)
+
+    def backward(self, grad):
+        return (np.where(self.inside, grad, 0).astype(grad.dtype, copy=False),)
+
+
+# --------------------------------------------------------------------------- shape
+class Reshape(Function):
+    def forward(self, a, shape):
+        self.input_shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, grad):
+        return (grad.reshape(self.input_shape),)
+
+
+class Transpose(Function):
+    def forward(self, a, axes):
+        self.axes = axes
+        return a.transpose(axes)
+
+    def backward(self, grad):
+        return (grad.transpose(np.argsort(self.axes)),)
+
+
+class Sum(Function):
+    def forward(self, a, axis=None, keepdims=False):
+        self.input_shape, self.axis, self.keepdims = a.shape, axis, keepdims
+        return np.asarray(a.sum(axis=axis, keepdims=keepdims))
+
+    def backward(self, grad):
+        if self.axis is not None and not self.keepdims:
+            grad = np.expand_dims(grad, self.axis)
+        return (np.broadcast_to(grad, self.input_shape),)
+
+
+class Mean(Function):
+    def forward(self, a, axis=None, keepdims=False):
+        self.input_shape, self.axis, self.keepdims = a.shape, axis, keepdims
+        out = np.asarray(a.mean(axis=axis, keepdims=keepdims))
+        self.count = a.size // max(out.size, 1)
+        return out
+
+    def backward(self, grad):
+        if self.axis is not None and not self.keepdims:
+            grad = np.expand_dims(grad, self.axis)
+        return (np.broadcast_to(grad / grad.dtype.type(self.count), self.input_shape),)
+
+
+# --------------------------------------------------------------------------- activations
+class ReLU(Function):
+    """Keras ReLU: ``x`` above ``threshold`` (capped at ``max_value``), else
+    ``negative_slope * (x - threshold)``."""
+
+    def forward(self, a, max_value=None, negative_slope=0.0, threshold=0.0):
+        self.above = a > threshold
+        out = np.where(self.above, a, a.dtype.type(0))
+        if negative_slope:
+            out = np.where(self.above, out, (a - threshold) * a.dtype.type(negative_slope))
+        self.slope = negative_slope
+        self.capped = None
+        if max_value is not None:
+            self.capped = a >= max_value
+            out = np.minimum(out, a.dtype.type(max_value))
+        return out.astype(a.dtype, copy=False)
+
+    def backward(self, grad):
+        local = self.above
+        if self.capped is not None:
+            local = local & ~self.capped
+        result = np.where(local, grad, 0)
+        if self.slope:
+            result = np.where(self.above, result, grad * grad.dtype.type(self.slope))
+        return (result.astype(grad.dtype, copy=False),)
+
+
+class Sigmoid(Function):
+    def forward(self, a):
+        # Two branches keep exp() from overflowing for large |a|.
+        e = np.exp(-np.abs(a))
+        self.out = np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+        return self.out
+
+    def backward(self, grad):
+        return (grad * self.out * (1 - self.out),)
+
+
+class Tanh(Function):
+    def forward(self, a):
+        self.out = np.tanh(a)
+        return self.out
+
+    def backward(self, grad):
+        return (grad * (1 - self.out * self.out),)
+
+
+class Elu(Function):
+    def forward(self, a, alpha=1.0):
+        self.positive = a > 0
+        self.alpha = a.dtype.type(alpha)
+        self.negative_part = self.alpha * np.expm1(np.minimum(a, 0))
+        return np.where(self.positive, a, self.negative_part)
+
+    def backward(self, grad):
+        return (np.where(self.positive, grad, grad * (self.negative_part + self.alpha)),)
+
+
+class Softmax(Function):
+    def forward(self, a, axis=-1):
+        shifted = np.exp(a - a.max(axis=axis, keepdims=True))
+        self.out = shifted / shifted.sum(axis=axis, keepdims=True)
+        self.axis = axis
+        return self.out
+
+    def backward(self, grad):
+        out = self.out
+        return (out * (grad - (grad * out).sum(axis=self.axis, keepdims=True)),)
+
+
+class LogSoftmax(Function):
+    def forward(self, a, axis=-1):
+        shifted = a - a.max(axis=axis, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        self.softmax = np.exp(out)
+        self.axis = axis
+        return out
+
+    def backward(self, grad):
+        return (grad - self.softmax * grad.sum(axis=self.axis, keepdims=True),)
+
+
+class SigmoidCrossEntropyWithLogits(Function):
+    """Elementwise ``-(z log(sigmoid(x)) + (1 - z) log(1 - sigmoid(x)))``, overflow-free."""
+
+    def forward(self, logits, labels):
+        self.logits, self.labels = logits, labels
+        return np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
+
+    def backward(self, grad):
+        e = np.exp(-np.abs(self.logits))
+        sigmoid = np.where(self.logits >= 0, 1 / (1 + e), e / (1 + e))
+        grad_labels = -grad * self.logits if self.needs_grad[1] else None
+        return grad * (sigmoid - self.labels), grad_labels
+
+
+# --------------------------------------------------------------------------- convolution, pooling
+class Conv2D(Function):
+    """NHWC convolution with an optional bias, as im2col followed by one GEMM.
+
+    ``x``: (N, H, W, C); ``kernel``: (KH, KW, C, F) (Keras layout); ``bias``: (F,) or None.
+    """
+
+    def forward(self, x, kernel, bias, strides=(1, 1), padding="valid"):
+        kh, kw, channels, filters = kernel.shape
+        n, h, w, _ = x.shape
+        self.pads = kernels.pad_amounts(h, w, (kh, kw), strides, padding)
+        xp = kernels.pad_nhwc(x, self.pads)
+        out_hw = (
+            kernels.output_length(h, kh, strides[0], padding),
+            kernels.output_length(w, kw, strides[1], padding),
+        )
+        cols = kernels.im2col(xp, (kh, kw), strides, out_hw)
+        out = cols @ kernel.reshape(kh * kw * channels, filters)
+        if bias is not None:
+            out += bias
+        self.cols, self.kernel, self.strides = cols, kernel, strides
+        self.padded_shape, self.out_hw = xp.shape, out_hw
+        return out.reshape(n, out_hw[0], out_hw[1], filters)
+
+    def backward(self, grad):
+        kh, kw, channels, filters = self.kernel.shape
+        grad2d = grad.reshape(-1, filters)
+        grad_x = grad_kernel = grad_bias = None
+        if self.needs_grad[0]:
+            cols = grad2d @ self.kernel.reshape(kh * kw * channels, filters).T
+            padded = kernels.col2im(cols, self.padded_shape, (kh, kw), self.strides, self.out_hw)
+            grad_x = kernels.crop_nhwc(padded, self.pads)
+        if self.needs_grad[1]:
+            grad_kernel = (self.cols.T @ grad2d).reshape(self.kernel.shape)
+        if self.needs_grad[2]:
+            grad_bias = grad2d.sum(axis=0)
+        return grad_x, grad_kernel, grad_bias
+
+
+class MaxPool2D(Function):
+    def forward(self, x, pool_size, strides, padding):
+        self.input_shape, self.args = x.shape, (pool_size, strides, padding)
+        out, self.winner = kernels.max_pool2d(x, pool_size, strides, padding)
+        return out
+
+    def backward(self, grad):
+        return (kernels.max_pool2d_backward(grad, self.winner, self.input_shape, *self.args),)
+
+
+class AvgPool2D(Function):
+    def forward(self, x, pool_size, strides, padding):
+        self.input_shape, self.args = x.shape, (pool_size, strides, padding)
+        out, self.counts = kernels.avg_pool2d(x, pool_size, strides, padding)
+        return out
+
+    def backward(self, grad):
+        return (kernels.avg_pool2d_backward(grad, self.counts, self.input_shape, *self.args),)
+
+
+# --------------------------------------------------------------------------- normalisation
+class BatchNormTraining(Function):
+    """Batch normalisation with the batch's own statistics over every axis but ``axis``.
+
+    After ``run``, the primitive exposes ``mean`` and ``variance`` (biased, as TensorFlow uses for
+    both normalising and the moving averages) for the layer's moving statistics.
+    """
+
+    def forward(self, x, gamma, beta, axis=-1, epsilon=1e-3):
+        axis = axis % x.ndim
+        self.reduce = tuple(i for i in range(x.ndim) if i != axis)
+        self.bshape = [1] * x.ndim
+        self.bshape[axis] = x.shape[axis]
+        self.mean = x.mean(axis=self.reduce)
+        self.variance = x.var(axis=self.reduce)
+        self.inv_std = 1 / np.sqrt(self.variance + x.dtype.type(epsilon))
+        self.xhat = (x - self.mean.reshape(self.bshape)) * self.inv_std.reshape(self.bshape)
+        self.gamma = gamma
+        out = self.xhat if gamma is None else self.xhat * gamma.reshape(self.bshape)
+        return out if beta is None else out + beta.reshape(self.bshape)
+
+    def backward(self, grad):
+        count = grad.size // grad.shape[self.reduce_axis]
+        grad_xhat = grad if self.gamma is None else grad * self.gamma.reshape(self.bshape)
+        grad_x = None
+        if self.needs_grad[0]:
+            sum_g = grad_xhat.sum(axis=self.reduce).reshape(self.bshape)
+            sum_gx = (grad_xhat * self.xhat).sum(axis=self.reduce).reshape(self.bshape)
+            scale = (self.inv_std / count).reshape(self.bshape)
+            grad_x = scale * (count * grad_xhat - sum_g - self.xhat * sum_gx)
+        grad_gamma = (grad * self.xhat).sum(axis=self.reduce) if self.needs_grad[1] else None
+        grad_beta = grad.sum(axis=self.reduce) if self.needs_grad[2] else None
+        return grad_x, grad_gamma, grad_beta
+
+    @property
+    def reduce_axis(self) -> int:
+        return next(i for i in range(len(self.bshape)) if i not in self.reduce)

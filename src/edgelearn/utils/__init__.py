@@ -1,0 +1,1 @@
+"""Small helpers shared by edgelearn modules (files, downloads, node packages)."""
