@@ -101,7 +101,7 @@ class SparseCategoricalCrossentropy(Loss):
 def to_one_hot(labels: np.ndarray, num_classes: int, dtype: Any) -> np.ndarray:
     """One-hot rows for integer class labels, with a clear error for labels out of range."""
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        bad = labels[(labels < 0) | (labels >= num_classes)].ravel()[0]
+        bad = labels[(labels < 0) | (labels >= num_classes)].ravel()[0].item()
         raise ValueError(
             f"Labels must be integers in [0, {num_classes}) for a model with {num_classes} outputs, "
             f"received label {bad!r}"

@@ -160,7 +160,7 @@ class Model:
             if not np.issubdtype(y.dtype, np.integer) and not np.array_equal(y, np.round(y)):
                 raise ValueError(f"{y_name} must hold integer class labels for {self.loss.name}")
             if y.size and (y.min() < 0 or y.max() >= units):
-                bad = y[(y < 0) | (y >= units)].ravel()[0]
+                bad = y[(y < 0) | (y >= units)].ravel()[0].item()
                 raise ValueError(
                     f"{y_name} holds label {bad!r}, outside the model's {units} classes "
                     f"(labels must be in [0, {units - 1}])"
@@ -272,13 +272,14 @@ class Model:
             {"epochs": initial_epoch + epochs, "steps": steps, "verbose": verbose},
         )
         self.stop_training = False
-        callback_list.on_train_begin()
+        logs: dict[str, float] = {}
+        callback_list.on_train_begin(logs)
         for epoch in range(initial_epoch, initial_epoch + epochs):
-            callback_list.on_epoch_begin(epoch)
+            callback_list.on_epoch_begin(epoch, {})
             totals: dict[str, float] = {}
             seen = 0
             for batch, index in enumerate(self._batches(len(x), batch_size, shuffle)):
-                callback_list.on_train_batch_begin(batch)
+                callback_list.on_train_batch_begin(batch, {})
                 loss, y_pred = self._train_step(x[index], y[index])
                 batch_logs = self._batch_logs(loss, y[index], y_pred)
                 for key, value in batch_logs.items():
@@ -304,7 +305,7 @@ class Model:
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
-        callback_list.on_train_end()
+        callback_list.on_train_end(logs)
         return history
 
     @staticmethod

@@ -224,27 +224,26 @@ class Mean(Function):
 # --------------------------------------------------------------------------- activations
 class ReLU(Function):
     """Keras ReLU: ``x`` above ``threshold`` (capped at ``max_value``), else
-    ``negative_slope * (x - threshold)``."""
+    ``negative_slope * (x - threshold)``. NaN passes through, as in TensorFlow."""
 
     def forward(self, a, max_value=None, negative_slope=0.0, threshold=0.0):
-        self.above = a > threshold
-        out = np.where(self.above, a, a.dtype.type(0))
-        if negative_slope:
-            out = np.where(self.above, out, (a - threshold) * a.dtype.type(negative_slope))
+        dtype = a.dtype.type
+        self.below = a <= threshold
+        low = (a - dtype(threshold)) * dtype(negative_slope) if negative_slope else dtype(0)
+        out = np.where(self.below, low, a)
         self.slope = negative_slope
         self.capped = None
         if max_value is not None:
             self.capped = a >= max_value
-            out = np.minimum(out, a.dtype.type(max_value))
+            out = np.minimum(out, dtype(max_value))
         return out.astype(a.dtype, copy=False)
 
     def backward(self, grad):
-        local = self.above
-        if self.capped is not None:
-            local = local & ~self.capped
-        result = np.where(local, grad, 0)
+        dtype = grad.dtype.type
+        passed = ~self.below if self.capped is None else ~self.below & ~self.capped
+        result = np.where(passed, grad, dtype(0))
         if self.slope:
-            result = np.where(self.above, result, grad * grad.dtype.type(self.slope))
+            result = np.where(self.below, grad * dtype(self.slope), result)
         return (result.astype(grad.dtype, copy=False),)
 
 

@@ -141,7 +141,7 @@ class Tensor:
                 node.grad = node_grad if node.grad is None else node.grad + node_grad
                 continue
             for parent, parent_grad in zip(ctx.parents, ctx.backward(node_grad)):
-                if parent_grad is None or not parent.requires_grad:
+                if parent is None or parent_grad is None or not parent.requires_grad:
                     continue
                 key = id(parent)
                 grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
@@ -162,7 +162,7 @@ class Tensor:
             stack.append((node, True))
             if node._ctx is not None:
                 for parent in node._ctx.parents:
-                    if parent.requires_grad and id(parent) not in visited:
+                    if parent is not None and parent.requires_grad and id(parent) not in visited:
                         stack.append((parent, False))
         order.reverse()
         return order
