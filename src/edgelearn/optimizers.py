@@ -1,4 +1,4 @@
-"""Optimizers with Keras names and defaults; update rules as TensorFlow.js implements them.
+"""Optimizers with Keras names, defaults and update rules.
 
 Each optimizer keeps per-variable state (momentum, moment estimates) and updates the variables
 in place.
@@ -106,7 +106,7 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias correction: ``w -= lr * m_hat / (sqrt(v_hat) + epsilon)``."""
+    """Adam: ``w -= lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)``."""
 
     name = "adam"
 
@@ -132,9 +132,10 @@ class Adam(Optimizer):
         m += dtype(1 - self.beta_1) * grad
         v *= dtype(self.beta_2)
         v += dtype(1 - self.beta_2) * grad * grad
-        m_hat = m / dtype(1 - self.beta_1**t)
-        v_hat = v / dtype(1 - self.beta_2**t)
-        value -= dtype(self.learning_rate) * m_hat / (np.sqrt(v_hat) + dtype(self.epsilon))
+        # Keras' form (Keras 2 and 3 alike): the bias corrections fold into the step size, so
+        # epsilon is added to sqrt(v), not to sqrt(v_hat) as TensorFlow.js does.
+        alpha = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        value -= dtype(alpha) * m / (np.sqrt(v) + dtype(self.epsilon))
 
     def get_config(self):
         return {
