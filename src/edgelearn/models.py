@@ -27,7 +27,7 @@ from edgelearn import random as el_random
 from edgelearn.engine import Tensor, Variable, no_grad
 from edgelearn.layers import InputLayer, Layer, deserialize, serialize
 from edgelearn.layers.base import Shape, unique_name
-from edgelearn.layers.core import SymbolicInput
+from edgelearn.layers.graph import KerasTensor
 
 _DEFAULT_BATCH_SIZE = 32
 
@@ -410,10 +410,10 @@ class Sequential(Model):
     def output_shape(self) -> Shape | None:
         return self._shapes[-1] if self._shapes else None
 
-    def add(self, layer: Layer | SymbolicInput) -> None:
+    def add(self, layer: Layer | KerasTensor) -> None:
         """Append a layer; an ``Input`` (or a first layer with ``input_shape``) fixes the input."""
-        if isinstance(layer, SymbolicInput):
-            layer = layer.layer
+        if isinstance(layer, KerasTensor) and isinstance(layer.node.layer, InputLayer):
+            layer = layer.node.layer
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a Layer or an Input, received {layer!r}")
         if isinstance(layer, InputLayer):

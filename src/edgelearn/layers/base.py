@@ -25,6 +25,7 @@ import numpy as np
 
 from edgelearn import initializers
 from edgelearn.engine import Tensor, Variable
+from edgelearn.layers.graph import KerasTensor, Node, is_symbolic
 
 Shape = tuple[int | None, ...]
 
@@ -103,6 +104,7 @@ class Layer:
         self.dtype = dtype_name(dtype)
         self._trainable = bool(trainable)
         self._weights: list[Variable] = []
+        self.inbound_nodes: list[Node] = []
         self.built = False
         self.batch_input_shape: Shape | None = None
         if batch_input_shape is not None:
@@ -132,17 +134,45 @@ class Layer:
         return cls(**config)
 
     # ----------------------------------------------------------------- calling
-    def __call__(self, inputs: Any, training: bool = False) -> Tensor:
-        if not isinstance(inputs, Tensor):
-            inputs = Tensor(np.asarray(inputs, dtype=self.dtype))
-        elif inputs.dtype != self.dtype and not inputs.requires_grad:
-            inputs = Tensor(inputs.data.astype(self.dtype))
-        shape = (None, *inputs.shape[1:])
-        self.check_input_shape(shape)
+    def __call__(self, inputs: Any, training: bool = False) -> Any:
+        """Run the layer on arrays or Tensors (a list for merge layers); on KerasTensors, record
+        the call for the functional API instead."""
+        if is_symbolic(inputs):
+            return self._call_symbolic(inputs)
+        if isinstance(inputs, (list, tuple)):
+            tensors: Any = [self._as_tensor(x) for x in inputs]
+            shapes: Any = [(None, *t.shape[1:]) for t in tensors]
+        else:
+            tensors = self._as_tensor(inputs)
+            shapes = (None, *tensors.shape[1:])
+        self._build_for(shapes)
+        return self.call(tensors, training=training)
+
+    def _as_tensor(self, x: Any) -> Tensor:
+        if not isinstance(x, Tensor):
+            return Tensor(np.asarray(x, dtype=self.dtype))
+        if x.dtype != self.dtype and not x.requires_grad:
+            return Tensor(x.data.astype(self.dtype))
+        return x
+
+    def _build_for(self, input_shape: Any) -> None:
+        self.check_input_shape(input_shape)
         if not self.built:
-            self.build(shape)
+            self.build(input_shape)
             self.built = True
-        return self.call(inputs, training=training)
+
+    def _call_symbolic(self, inputs: Any) -> KerasTensor:
+        flat = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if not all(isinstance(x, KerasTensor) for x in flat):
+            raise TypeError(
+                f"Layer '{self.name}' was called on a mix of symbolic Input tensors and arrays; "
+                "in a functional model every input must come from el.layers.Input"
+            )
+        shapes = [x.shape for x in flat] if isinstance(inputs, (list, tuple)) else flat[0].shape
+        self._build_for(shapes)
+        output = KerasTensor(self.compute_output_shape(shapes), dtype=self.dtype)
+        Node(self, inputs, [output])
+        return output
 
     def check_input_shape(self, input_shape: Shape) -> None:
         """Raise a clear ValueError when inputs of this shape cannot go through the layer."""

@@ -19,6 +19,7 @@ from edgelearn import random as el_random
 from edgelearn.engine import Tensor
 from edgelearn.engine import functions as F
 from edgelearn.layers.base import Layer, Shape, register
+from edgelearn.layers.graph import KerasTensor, Node
 
 
 def _no_regularizers(layer: str, **arguments: Any) -> None:
@@ -58,6 +59,8 @@ class InputLayer(Layer):
             batch_shape = (batch_size, *tuple(shape))
         self.batch_input_shape = tuple(None if d is None else int(d) for d in batch_shape)
         self.built = True
+        self.output = KerasTensor(self.batch_input_shape, dtype=self.dtype)
+        Node(self, None, [self.output])
 
     def call(self, inputs, training=False):
         return inputs
@@ -78,35 +81,22 @@ class InputLayer(Layer):
         }
 
 
-class SymbolicInput:
-    """What :func:`Input` returns: a placeholder of known shape attached to its InputLayer."""
-
-    def __init__(self, layer: InputLayer):
-        self.layer = layer
-        self.shape = layer.batch_input_shape
-        self.dtype = np.dtype(layer.dtype)
-
-    def __repr__(self) -> str:
-        return f"<SymbolicInput shape={self.shape} dtype={self.dtype.name} name={self.layer.name!r}>"
-
-
 def Input(  # noqa: N802  (Keras spells it as a class)
     shape: Shape | None = None,
     batch_size: int | None = None,
     dtype: Any = None,
     name: str | None = None,
     batch_shape: Shape | None = None,
-) -> SymbolicInput:
-    """Declare a model input, e.g. ``el.layers.Input((28, 28, 1))`` as a Sequential's first item.
+) -> KerasTensor:
+    """Declare a model input: the start of a functional model, or a Sequential's first item.
 
     Example:
         >>> import edgelearn as el
         >>> el.layers.Input((28, 28, 1)).shape
         (None, 28, 28, 1)
     """
-    return SymbolicInput(
-        InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape)
-    )
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape)
+    return layer.output
 
 
 @register
