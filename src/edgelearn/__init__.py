@@ -18,17 +18,19 @@ from edgelearn import (
     datasets,
     engine,
     initializers,
+    io,
     layers,
     losses,
     metrics,
     optimizers,
     random,
 )
+from edgelearn.io import load_model
 from edgelearn.models import Model, Sequential
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Model", "Sequential", "activations", "callbacks", "data", "datasets", "engine",
+    "Model", "Sequential", "activations", "io", "load_model", "callbacks", "data", "datasets", "engine",
     "initializers", "layers", "losses", "metrics", "optimizers", "random",
 ]

@@ -209,6 +209,16 @@ class Model:
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self.layers)
 
+    def save(self, path: str, quantize: str | None = None, overwrite: bool = True) -> None:
+        """Save as a TensorFlow.js layers model folder (``model.json`` + weight shards) that
+        ``tf.loadLayersModel`` and :func:`edgelearn.load_model` read; see docs/formats.md.
+
+        ``quantize`` ('uint8', 'uint16' or 'float16') stores smaller, approximate weights.
+        """
+        from edgelearn.io import tfjs
+
+        tfjs.save(self, path, quantize=quantize, overwrite=overwrite)
+
     # ----------------------------------------------------------------- compile
     def compile(
         self,
