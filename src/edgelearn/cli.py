@@ -2,12 +2,15 @@
 
 Example:
     $ edgelearn demo mnist --epochs 10
+    $ edgelearn convert emotion_model.hdf5 emotion_tfjs/ --quantize uint8
+    $ edgelearn info emotion_tfjs/
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import pathlib
 import sys
 
 import edgelearn
@@ -32,20 +35,64 @@ def build_parser() -> argparse.ArgumentParser:
     mnist.add_argument("--epochs", type=_positive_int, default=10)
     mnist.add_argument("--batch-size", type=_positive_int, default=64)
     mnist.add_argument("--seed", type=int, default=0)
+
+    convert = commands.add_parser(
+        "convert", help="convert a Keras (.keras/.h5) or TF.js model to a TF.js layers-model folder"
+    )
+    convert.add_argument("source", help="a .keras or .h5 file, or a TF.js model folder / model.json")
+    convert.add_argument("destination", help="the TF.js model folder to write")
+    convert.add_argument("--quantize", choices=["uint8", "uint16", "float16"], default=None)
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
+
+    info = commands.add_parser("info", help="summary, parameters, size and shapes of a model")
+    info.add_argument("model", help="a .keras or .h5 file, or a TF.js model folder / model.json")
     return parser
+
+
+def _size_on_disk(path: pathlib.Path) -> int:
+    if path.is_file():
+        if path.name == "model.json":
+            path = path.parent
+        else:
+            return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _info(path: str) -> None:
+    model = edgelearn.load_model(path)
+    model.summary()
+    size = _size_on_disk(pathlib.Path(path))
+    print(f"Parameters: {model.count_params():,}")
+    print(f"Size on disk: {size:,} bytes ({size / 2**20:.2f} MiB)")
+    print(f"Inputs: {', '.join(f'{n} {s}' for n, s in zip(model.input_names, model.input_shapes))}")
+    print(f"Outputs: {', '.join(f'{n} {s}' for n, s in zip(model.output_names, model.output_shapes))}")
+
+
+def _convert(source: str, destination: str, quantize: str | None, overwrite: bool) -> None:
+    if pathlib.Path(destination).exists() and not overwrite:
+        raise FileExistsError(f"{destination} exists; use --overwrite to replace it")
+    model = edgelearn.load_model(source)
+    model.save(destination, quantize=quantize, overwrite=overwrite)
+    size = _size_on_disk(pathlib.Path(destination))
+    print(f"Wrote {destination} ({model.count_params():,} parameters, {size:,} bytes"
+          + (f", {quantize}-quantized" if quantize else "") + ")")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.command == "demo" and args.demo == "mnist":
-        from edgelearn.demos import mnist
+    try:
+        if args.command == "demo" and args.demo == "mnist":
+            from edgelearn.demos import mnist
 
-        try:
             mnist.run(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-        except (OSError, RuntimeError) as error:
-            print(f"edgelearn: {error}", file=sys.stderr)
-            return 1
+        elif args.command == "convert":
+            _convert(args.source, args.destination, args.quantize, args.overwrite)
+        elif args.command == "info":
+            _info(args.model)
+    except (OSError, RuntimeError, ValueError) as error:
+        print(f"edgelearn: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
