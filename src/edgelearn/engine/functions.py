@@ -412,3 +412,218 @@ class BatchNormTraining(Function):
     @property
     def reduce_axis(self) -> int:
         return next(i for i in range(len(self.bshape)) if i not in self.reduce)
+
+
+# --------------------------------------------------------------------------- more convolutions
+class DepthwiseConv2D(Function):
+    """NHWC depthwise convolution: every input channel has its own ``M`` filters.
+
+    ``x``: (N, H, W, C); ``kernel``: (KH, KW, C, M); ``bias``: (C*M,) or None. Output channel
+    ``c * M + m`` is channel ``c`` convolved with filter ``m``, as in TensorFlow.
+    """
+
+    def forward(self, x, kernel, bias, strides=(1, 1), padding="valid"):
+        kh, kw, channels, multiplier = kernel.shape
+        n, h, w, _ = x.shape
+        self.pads = kernels.pad_amounts(h, w, (kh, kw), strides, padding)
+        self.xp, self.kernel, self.strides = kernels.pad_nhwc(x, self.pads), kernel, strides
+        out_hw = (
+            kernels.output_length(h, kh, strides[0], padding),
+            kernels.output_length(w, kw, strides[1], padding),
+        )
+        out = kernels.depthwise_conv2d(self.xp, kernel, strides, out_hw)
+        out = out.reshape(n, out_hw[0], out_hw[1], channels * multiplier)
+        return out if bias is None else out + bias
+
+    def backward(self, grad):
+        channels, multiplier = self.kernel.shape[2:]
+        grad5d = grad.reshape(*grad.shape[:3], channels, multiplier)
+        grad_xp, grad_kernel = kernels.depthwise_conv2d_backward(
+            grad5d, self.xp, self.kernel, self.strides, self.needs_grad[0], self.needs_grad[1]
+        )
+        grad_x = None if grad_xp is None else kernels.crop_nhwc(grad_xp, self.pads)
+        grad_bias = grad.sum(axis=(0, 1, 2)) if self.needs_grad[2] else None
+        return grad_x, grad_kernel, grad_bias
+
+
+class Conv2DTranspose(Function):
+    """NHWC transposed convolution: the gradient of :class:`Conv2D` w.r.t. its input.
+
+    ``x``: (N, H, W, C); ``kernel``: (KH, KW, F, C) (Keras' transposed layout); ``bias``: (F,) or
+    None. The output size follows Keras (``output_padding=None``: ``H * stride`` for 'same',
+    ``H * stride + max(KH - stride, 0)`` for 'valid'), the placement follows TensorFlow.
+    """
+
+    def forward(self, x, kernel, bias, strides=(1, 1), padding="valid", output_padding=None):
+        kh, kw, filters, channels = kernel.shape
+        n, h, w, _ = x.shape
+        output_padding = output_padding or (None, None)
+        out_hw = tuple(
+            kernels.transpose_output_length(size, k, s, padding, p)
+            for size, k, s, p in zip((h, w), (kh, kw), strides, output_padding)
+        )
+        self.start = tuple(
+            kernels.transpose_crop(size, k, s, out, padding)
+            for size, k, s, out in zip((h, w), (kh, kw), strides, out_hw)
+        )
+        self.full_shape = (n, (h - 1) * strides[0] + kh, (w - 1) * strides[1] + kw, filters)
+        self.x2d, self.kernel = x.reshape(-1, channels), kernel
+        self.strides, self.input_hw = strides, (h, w)
+        # One GEMM spreads every input pixel over a KH x KW x F patch; col2im adds the patches up.
+        cols = self.x2d @ kernel.reshape(kh * kw * filters, channels).T
+        full = kernels.col2im(cols, self.full_shape, (kh, kw), strides, (h, w))
+        out = kernels.crop_or_zero_extend(full, self.start, out_hw)
+        return out if bias is None else out + bias
+
+    def backward(self, grad):
+        kh, kw, filters, channels = self.kernel.shape
+        full = kernels.crop_or_zero_extend_backward(grad, self.start, self.full_shape)
+        cols = kernels.im2col(full, (kh, kw), self.strides, self.input_hw)
+        kernel2d = self.kernel.reshape(kh * kw * filters, channels)
+        grad_x = None
+        if self.needs_grad[0]:
+            grad_x = (cols @ kernel2d).reshape(self.full_shape[0], *self.input_hw, channels)
+        grad_kernel = None
+        if self.needs_grad[1]:
+            grad_kernel = (cols.T @ self.x2d).reshape(self.kernel.shape)
+        grad_bias = grad.sum(axis=(0, 1, 2)) if self.needs_grad[2] else None
+        return grad_x, grad_kernel, grad_bias
+
+
+# --------------------------------------------------------------------------- padding, resizing
+class Pad2D(Function):
+    """Zero padding of NHWC height and width by ``((top, bottom), (left, right))``."""
+
+    def forward(self, x, padding):
+        self.padding = tuple(tuple(p) for p in padding)
+        return kernels.pad_nhwc(x, self.padding)
+
+    def backward(self, grad):
+        return (kernels.crop_nhwc(grad, self.padding),)
+
+
+class UpSampling2D(Function):
+    """NHWC upsampling by integer factors ``size``, as TF.js's UpSampling2D computes it.
+
+    'nearest' repeats every pixel. 'bilinear' is TF.js's ``resizeBilinear`` (alignCorners and
+    halfPixelCenters false: output pixel r samples the input at ``r / size``), applied as one
+    interpolation matrix per axis so that the backward pass is the transposed matrices.
+    """
+
+    def forward(self, x, size, interpolation="nearest"):
+        self.size, self.interpolation = size, interpolation
+        n, h, w, c = x.shape
+        if interpolation == "nearest":
+            return np.repeat(np.repeat(x, size[0], axis=1), size[1], axis=2)
+        self.rows = kernels.bilinear_matrix(h, h * size[0], x.dtype)
+        self.cols = kernels.bilinear_matrix(w, w * size[1], x.dtype)
+        tall = (self.rows @ x.reshape(n, h, w * c)).reshape(n * h * size[0], w, c)
+        return (self.cols @ tall).reshape(n, h * size[0], w * size[1], c)
+
+    def backward(self, grad):
+        n, oh, ow, c = grad.shape
+        (sh, sw), h, w = self.size, oh // self.size[0], ow // self.size[1]
+        if self.interpolation == "nearest":
+            return (grad.reshape(n, h, sh, w, sw, c).sum(axis=(2, 4)),)
+        tall = (self.cols.T @ grad.reshape(n * oh, ow, c)).reshape(n, oh, w * c)
+        return ((self.rows.T @ tall).reshape(n, h, w, c),)
+
+
+class GlobalMaxPool(Function):
+    """Maximum over the spatial axes of (N, *spatial, C); the gradient goes to the first maximum
+    (in row-major order) of each channel, like :class:`MaxPool2D`."""
+
+    def forward(self, x, keepdims=False):
+        n, c = x.shape[0], x.shape[-1]
+        self.input_shape = x.shape
+        flat = x.reshape(n, -1, c)
+        self.winner = flat.argmax(axis=1)[:, None, :]
+        out = np.take_along_axis(flat, self.winner, axis=1)[:, 0, :]
+        return out.reshape(n, *([1] * (x.ndim - 2)), c) if keepdims else out
+
+    def backward(self, grad):
+        n, c = self.input_shape[0], self.input_shape[-1]
+        out = np.zeros((n, int(np.prod(self.input_shape[1:-1])), c), dtype=grad.dtype)
+        np.put_along_axis(out, self.winner, grad.reshape(n, 1, c), axis=1)
+        return (out.reshape(self.input_shape),)
+
+
+# --------------------------------------------------------------------------- n-ary merging
+class Concatenate(Function):
+    """Join any number of arrays along ``axis``."""
+
+    def forward(self, *arrays, axis=-1):
+        self.axis = axis
+        self.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    def backward(self, grad):
+        parts = np.split(grad, self.splits, axis=self.axis)
+        return tuple(p if needed else None for p, needed in zip(parts, self.needs_grad))
+
+
+class AddN(Function):
+    """Sum of any number of arrays, broadcast together."""
+
+    def forward(self, *arrays):
+        self.shapes = [a.shape for a in arrays]
+        out = np.array(arrays[0])  # a copy: with a single input the output must not alias it
+        for a in arrays[1:]:
+            out = out + a
+        return out
+
+    def backward(self, grad):
+        return tuple(
+            unbroadcast(grad, shape) if needed else None
+            for shape, needed in zip(self.shapes, self.needs_grad)
+        )
+
+
+class MulN(Function):
+    """Product of any number of arrays, broadcast together."""
+
+    def forward(self, *arrays):
+        self.arrays = arrays
+        # prefix[i] is the product of the arrays before i; the backward pass needs it.
+        self.prefix = [None]
+        out = np.array(arrays[0])  # a copy: with a single input the output must not alias it
+        for a in arrays[1:]:
+            self.prefix.append(out)
+            out = out * a
+        return out
+
+    def backward(self, grad):
+        grads: list[np.ndarray | None] = [None] * len(self.arrays)
+        suffix = grad  # grad times the product of the arrays after i
+        for i in range(len(self.arrays) - 1, -1, -1):
+            if self.needs_grad[i]:
+                others = suffix if self.prefix[i] is None else suffix * self.prefix[i]
+                grads[i] = unbroadcast(others, self.arrays[i].shape)
+            suffix = suffix * self.arrays[i]
+        return tuple(grads)
+
+
+class MaxN(Function):
+    """Elementwise maximum of any number of arrays; where several are maximal, the gradient
+    goes to the first of them (as TF.js's chain of ``maximum`` ops gives it)."""
+
+    _reduce = staticmethod(np.argmax)
+
+    def forward(self, *arrays):
+        self.shapes = [a.shape for a in arrays]
+        stacked = np.stack(np.broadcast_arrays(*arrays))
+        self.winner = self._reduce(stacked, axis=0)
+        return np.take_along_axis(stacked, self.winner[None], axis=0)[0]
+
+    def backward(self, grad):
+        zero = grad.dtype.type(0)
+        return tuple(
+            unbroadcast(np.where(self.winner == i, grad, zero), shape) if needed else None
+            for i, (shape, needed) in enumerate(zip(self.shapes, self.needs_grad))
+        )
+
+
+class MinN(MaxN):
+    """Elementwise minimum of any number of arrays; ties send the gradient to the first."""
+
+    _reduce = staticmethod(np.argmin)

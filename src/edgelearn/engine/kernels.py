@@ -1,4 +1,5 @@
-"""Vectorised NHWC kernels: padding arithmetic, im2col convolution and pooling.
+"""Vectorised NHWC kernels: padding arithmetic, im2col, depthwise and transposed convolution,
+pooling and resizing.
 
 Everything works on whole batches with strided views; the only Python loops run over the
 ``kernel_height * kernel_width`` positions of a window, never over samples or pixels.
@@ -145,3 +146,96 @@ def avg_pool2d_backward(grad, counts, input_shape, pool, strides, padding) -> np
     for _, _, rows, columns in window_slices(pool, strides, grad.shape[1:3]):
         out[:, rows, columns, :] += share
     return crop_nhwc(out, pads)
+
+
+# --------------------------------------------------------------------------- depthwise convolution
+def depthwise_conv2d(xp: np.ndarray, kernel: np.ndarray, strides, out_hw) -> np.ndarray:
+    """Depthwise convolution of a padded NHWC array with a (KH, KW, C, M) kernel.
+
+    Returns (N, OH, OW, C, M): each channel c is convolved with its own M filters.
+    """
+    n, _, _, c = xp.shape
+    kh, kw, _, m = kernel.shape
+    out = np.zeros((n, out_hw[0], out_hw[1], c, m), dtype=np.result_type(xp, kernel))
+    for i, j, rows, columns in window_slices((kh, kw), strides, out_hw):
+        out += xp[:, rows, columns, :, None] * kernel[i, j]
+    return out
+
+
+def depthwise_conv2d_backward(
+    grad: np.ndarray, xp: np.ndarray, kernel: np.ndarray, strides, need_input: bool,
+    need_kernel: bool,
+):
+    """Gradients of :func:`depthwise_conv2d` for a (N, OH, OW, C, M) ``grad``.
+
+    Returns the gradient w.r.t. the padded input (or None) and w.r.t. the kernel (or None).
+    """
+    kh, kw = kernel.shape[:2]
+    out_hw = grad.shape[1:3]
+    grad_xp = np.zeros_like(xp) if need_input else None
+    grad_kernel = np.zeros_like(kernel) if need_kernel else None
+    for i, j, rows, columns in window_slices((kh, kw), strides, out_hw):
+        if need_input:
+            grad_xp[:, rows, columns, :] += np.einsum("nhwcm,cm->nhwc", grad, kernel[i, j])
+        if need_kernel:
+            grad_kernel[i, j] = np.einsum("nhwc,nhwcm->cm", xp[:, rows, columns, :], grad)
+    return grad_xp, grad_kernel
+
+
+# --------------------------------------------------------------------------- transposed convolution
+def transpose_output_length(
+    length: int, kernel: int, stride: int, padding: str, output_padding: int | None = None
+) -> int:
+    """Output length of a transposed convolution, with Keras' rules (TF's for the default
+    ``output_padding=None``)."""
+    if output_padding is None:
+        if padding == "valid":
+            return length * stride + max(kernel - stride, 0)
+        return length * stride
+    pad = kernel // 2 if padding == "same" else 0
+    return (length - 1) * stride + kernel - 2 * pad + output_padding
+
+
+def transpose_crop(length: int, kernel: int, stride: int, out_length: int, padding: str) -> int:
+    """Where a transposed convolution's output starts in its full (uncropped) result.
+
+    The full result of an input of ``length`` is ``(length - 1) * stride + kernel`` long. TF
+    takes the transposed convolution as the input gradient of a convolution of an
+    ``out_length`` input, so 'same' crops what that convolution padded before (the smaller half).
+    """
+    if padding == "valid":
+        return 0
+    return max((length - 1) * stride + kernel - out_length, 0) // 2
+
+
+def crop_or_zero_extend(x: np.ndarray, start: tuple[int, int], out_hw: tuple[int, int]):
+    """``out[:, r, c] = x[:, r + start[0], c + start[1]]``, zero where that lies past ``x``."""
+    n, h, w, c = x.shape
+    out = np.zeros((n, out_hw[0], out_hw[1], c), dtype=x.dtype)
+    rows, cols = min(out_hw[0], h - start[0]), min(out_hw[1], w - start[1])
+    out[:, :rows, :cols] = x[:, start[0] : start[0] + rows, start[1] : start[1] + cols]
+    return out
+
+
+def crop_or_zero_extend_backward(grad: np.ndarray, start: tuple[int, int], full_shape):
+    out = np.zeros(full_shape, dtype=grad.dtype)
+    _, h, w, _ = full_shape
+    rows, cols = min(grad.shape[1], h - start[0]), min(grad.shape[2], w - start[1])
+    out[:, start[0] : start[0] + rows, start[1] : start[1] + cols] = grad[:, :rows, :cols]
+    return out
+
+
+# --------------------------------------------------------------------------- resizing
+def bilinear_matrix(in_length: int, out_length: int, dtype) -> np.ndarray:
+    """(out, in) weights of TF.js's ``resizeBilinear`` along one axis (alignCorners=false,
+    halfPixelCenters=false: output pixel r samples the input at ``r * in / out``)."""
+    source = np.arange(out_length) * (in_length / out_length)  # float64, as JavaScript computes
+    low = np.floor(source).astype(np.int64)
+    high = np.minimum(np.ceil(source).astype(np.int64), in_length - 1)
+    frac = source - low
+    matrix = np.zeros((out_length, in_length))
+    rows = np.arange(out_length)
+    # add.at: where low == high (exact or clamped samples) both weights land on one pixel.
+    np.add.at(matrix, (rows, low), 1 - frac)
+    np.add.at(matrix, (rows, high), frac)
+    return matrix.astype(dtype)

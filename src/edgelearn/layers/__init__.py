@@ -11,19 +11,41 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgelearn.layers.activation import ReLU, Softmax
+from edgelearn.layers.activation import LeakyReLU, ReLU, Softmax
 from edgelearn.layers.base import LAYER_CLASSES, Layer
-from edgelearn.layers.convolutional import Conv2D
+from edgelearn.layers.convolutional import (
+    Conv2D,
+    Conv2DTranspose,
+    DepthwiseConv2D,
+    SeparableConv2D,
+)
 from edgelearn.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
+from edgelearn.layers.merging import (
+    Add,
+    Average,
+    Concatenate,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+)
 from edgelearn.layers.normalization import BatchNormalization
-from edgelearn.layers.pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
+from edgelearn.layers.pooling import (
+    AveragePooling2D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPooling2D,
+)
+from edgelearn.layers.reshaping import UpSampling2D, ZeroPadding2D
 
 # Keras' short aliases.
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D
 Convolution2D = Conv2D
-
+Convolution2DTranspose = Conv2DTranspose
+SeparableConvolution2D = SeparableConv2D
 
 def serialize(layer: Layer) -> dict[str, Any]:
     """The Keras JSON form of a layer: ``{"class_name": ..., "config": ...}``."""
@@ -47,8 +69,11 @@ def deserialize(config: dict[str, Any]) -> Layer:
 
 
 __all__ = [
-    "Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Convolution2D",
-    "Dense", "Dropout", "Flatten", "GlobalAvgPool2D", "GlobalAveragePooling2D", "Input",
-    "InputLayer", "Layer", "MaxPool2D", "MaxPooling2D", "ReLU", "Reshape", "Softmax",
-    "deserialize", "serialize",
+    "Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "BatchNormalization",
+    "Concatenate", "Conv2D", "Conv2DTranspose", "Convolution2D", "Convolution2DTranspose",
+    "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalAvgPool2D",
+    "GlobalMaxPool2D", "GlobalMaxPooling2D", "Input", "InputLayer", "Layer", "LeakyReLU",
+    "MaxPool2D", "MaxPooling2D", "Maximum", "Minimum", "Multiply", "ReLU", "Reshape",
+    "SeparableConv2D", "SeparableConvolution2D", "Softmax", "Subtract", "UpSampling2D",
+    "ZeroPadding2D", "deserialize", "serialize",
 ]

@@ -1,4 +1,4 @@
-"""Activation layers with arguments: ReLU and Softmax.
+"""Activation layers with arguments: ReLU, LeakyReLU and Softmax.
 
 Example:
     >>> import numpy as np
@@ -46,6 +46,46 @@ class ReLU(Layer):
             "max_value": self.max_value,
             "negative_slope": self.negative_slope,
             "threshold": self.threshold,
+        }
+
+
+@register
+class LeakyReLU(Layer):
+    """``x`` for ``x > 0``, else ``negative_slope * x``.
+
+    Keras 2 and TF.js call the slope ``alpha``; ``LeakyReLU(alpha=...)`` and configs holding
+    ``alpha`` are read as ``negative_slope``, as Keras 3 reads them.
+
+    Example:
+        >>> import numpy as np
+        >>> import edgelearn as el
+        >>> el.layers.LeakyReLU(0.1)(np.array([[-2.0, 3.0]], dtype=np.float32)).numpy()
+        array([[-0.2,  3. ]], dtype=float32)
+    """
+
+    def __init__(self, negative_slope: float = 0.3, **kwargs: Any):
+        alpha = kwargs.pop("alpha", None)
+        super().__init__(**kwargs)
+        if alpha is not None:
+            negative_slope = alpha
+        if negative_slope is None or negative_slope < 0:
+            raise ValueError(
+                "LeakyReLU expects negative_slope >= 0. "
+                f"Received: negative_slope={negative_slope!r}"
+            )
+        self.negative_slope = float(negative_slope)
+
+    def call(self, inputs, training=False):
+        return F.ReLU.apply(inputs, negative_slope=self.negative_slope)
+
+    def get_config(self):
+        # Keras 3 reads negative_slope; TF.js's LeakyReLU reads only alpha and would silently
+        # fall back to its default 0.3 (tfjs-layers/src/layers/advanced_activations.ts), so both
+        # keys are written. Keras 3 accepts alpha as an alias of the same value.
+        return {
+            **super().get_config(),
+            "negative_slope": self.negative_slope,
+            "alpha": self.negative_slope,
         }
 
 

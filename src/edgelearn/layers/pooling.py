@@ -82,21 +82,17 @@ class AveragePooling2D(_Pooling2D):
     _primitive = F.AvgPool2D
 
 
-@register
-class GlobalAveragePooling2D(Layer):
-    """Mean over height and width: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with keepdims."""
+class _GlobalPooling2D(Layer):
+    """Reduces height and width: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with keepdims."""
 
     def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
-        self.data_format = check_data_format("GlobalAveragePooling2D", data_format)
+        self.data_format = check_data_format(type(self).__name__, data_format)
         self.keepdims = bool(keepdims)
 
     def check_input_shape(self, input_shape):
         if len(input_shape) != 4:
             raise self.input_error("4-D input (batch, height, width, channels)", input_shape)
-
-    def call(self, inputs, training=False):
-        return F.Mean.apply(inputs, axis=(1, 2), keepdims=self.keepdims)
 
     def compute_output_shape(self, input_shape):
         n, _, _, c = input_shape
@@ -104,3 +100,30 @@ class GlobalAveragePooling2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
+
+
+@register
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    """Mean over height and width: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with keepdims."""
+
+    def call(self, inputs, training=False):
+        return F.Mean.apply(inputs, axis=(1, 2), keepdims=self.keepdims)
+
+
+@register
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    """Maximum over height and width: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with keepdims.
+
+    The gradient goes to the first maximum of each channel in row-major order. (TensorFlow splits
+    it between tied maxima and TF.js gives it to each of them; ties are rare in real data.)
+
+    Example:
+        >>> import numpy as np
+        >>> import edgelearn as el
+        >>> x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+        >>> el.layers.GlobalMaxPooling2D()(x).numpy()
+        array([[6., 7.]], dtype=float32)
+    """
+
+    def call(self, inputs, training=False):
+        return F.GlobalMaxPool.apply(inputs, keepdims=self.keepdims)
