@@ -24,6 +24,7 @@ from edgelearn import (
     metrics,
     optimizers,
     random,
+    regularizers,
 )
 from edgelearn.io import load_model
 from edgelearn.models import Model, Sequential
@@ -32,5 +33,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Model", "Sequential", "activations", "io", "load_model", "callbacks", "data", "datasets", "engine",
-    "initializers", "layers", "losses", "metrics", "optimizers", "random",
+    "initializers", "layers", "losses", "metrics", "optimizers", "random", "regularizers",
 ]

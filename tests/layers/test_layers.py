@@ -133,7 +133,8 @@ def test_built_layer_rejects_a_different_input_size():
         (lambda: L.Dense(3, activation="swishy"), "Known activations: .*relu"),
         (lambda: L.Dense(3, kernel_initializer="nope"), "Known initializers"),
         (lambda: L.Dropout(1.0), "Received: rate=1.0"),
-        (lambda: L.Dense(3, kernel_regularizer="l2"), "kernel_regularizer"),
+        (lambda: L.Dense(3, kernel_constraint="max_norm"), "kernel_constraint"),
+        (lambda: L.Dense(3, kernel_regularizer="l3"), "Unknown regularizer 'l3'"),
     ],
 )
 def test_bad_arguments_give_clear_errors(factory, message):
@@ -155,3 +156,35 @@ def test_set_weights_checks_count_and_shapes_before_writing():
     np.testing.assert_array_equal(layer.get_weights()[0], before[0])
     with pytest.raises(ValueError, match="has 2 weights"):
         layer.set_weights([np.ones((3, 2))])
+
+
+def test_weight_regularizers_add_keras_penalties_to_the_loss_and_round_trip():
+    el.random.set_random_seed(0)
+    dense = L.Dense(2, kernel_regularizer=el.regularizers.L2(0.1), bias_regularizer="l1")
+    model = el.Sequential([L.Input((3,)), dense])
+    model.compile(optimizer=el.optimizers.SGD(0.0 + 1e-9), loss="mse")
+    x, y = np.ones((4, 3), dtype=np.float32), np.zeros((4, 2), dtype=np.float32)
+    dense.bias.assign([0.5, -1.0])
+    kernel = dense.kernel.numpy()
+    prediction = x @ kernel + dense.bias.numpy()
+    expected = (prediction**2).mean() + 0.1 * (kernel**2).sum() + 0.01 * 1.5
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(expected, rel=1e-5)
+    config = dense.get_config()
+    assert config["kernel_regularizer"] == {"class_name": "L2", "config": {"l2": 0.1}}
+    assert config["bias_regularizer"] == {"class_name": "L1", "config": {"l1": 0.01}}
+    clone = L.Dense.from_config(config)
+    assert isinstance(clone._regularizers["kernel"], el.regularizers.L2)
+    separable = L.SeparableConv2D(2, 3, depthwise_regularizer="l2", pointwise_regularizer="l1")
+    separable(np.zeros((1, 5, 5, 2), dtype=np.float32))
+    assert len(separable.regularization_losses()) == 2
+    assert separable.get_config()["depthwise_regularizer"]["class_name"] == "L2"
+
+
+def test_regularized_weights_get_the_penalty_gradient():
+    el.random.set_random_seed(0)
+    model = el.Sequential([L.Input((2,)), L.Dense(1, use_bias=False, kernel_regularizer=el.regularizers.L2(0.5))])
+    model.compile(optimizer=el.optimizers.SGD(0.1), loss="mse")
+    kernel = model.get_weights()[0]
+    x, y = np.zeros((3, 2), dtype=np.float32), np.zeros((3, 1), dtype=np.float32)
+    model.train_on_batch(x, y)  # the data gradient is zero; only the penalty 0.5*|w|^2 pulls
+    np.testing.assert_allclose(model.get_weights()[0], kernel - 0.1 * 2 * 0.5 * kernel, rtol=1e-6)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgelearn import initializers
+from edgelearn import initializers, regularizers
 from edgelearn.engine import Tensor, Variable
 from edgelearn.layers.graph import KerasTensor, Node, is_symbolic
 
@@ -104,6 +104,8 @@ class Layer:
         self.dtype = dtype_name(dtype)
         self._trainable = bool(trainable)
         self._weights: list[Variable] = []
+        self._regularizers: dict[str, regularizers.Regularizer | None] = {}
+        self._penalties: list[tuple[Variable, regularizers.Regularizer]] = []
         self.inbound_nodes: list[Node] = []
         self.built = False
         self.batch_input_shape: Shape | None = None
@@ -127,6 +129,8 @@ class Layer:
         config: dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self.batch_input_shape is not None:
             config["batch_input_shape"] = list(self.batch_input_shape)
+        for weight_name, regularizer in self._regularizers.items():
+            config[f"{weight_name}_regularizer"] = regularizers.serialize(regularizer)
         return config
 
     @classmethod
@@ -185,6 +189,17 @@ class Layer:
         )
 
     # ----------------------------------------------------------------- weights
+    def set_weight_regularizers(self, **by_weight: Any) -> None:
+        """Resolve regularizers (names, dicts or objects) by their Keras config prefix:
+        ``kernel=...`` is ``kernel_regularizer`` and applies to the weight ``kernel``;
+        ``depthwise=...`` applies to ``depthwise_kernel``. They appear in ``get_config``."""
+        for weight_name, identifier in by_weight.items():
+            self._regularizers[weight_name] = regularizers.get(identifier)
+
+    def regularization_losses(self) -> list[Tensor]:
+        """The penalties of this layer's regularized weights, to add to the training loss."""
+        return [regularizer(variable) for variable, regularizer in self._penalties]
+
     def add_weight(
         self,
         name: str,
@@ -196,6 +211,9 @@ class Layer:
         variable = Variable(value, name=f"{self.name}/{name}", trainable=trainable and self.trainable)
         variable.trainable = trainable  # the weight's own kind; the layer flag can freeze it
         self._weights.append(variable)
+        regularizer = self._regularizers.get(name) or self._regularizers.get(name.removesuffix("_kernel"))
+        if regularizer is not None:
+            self._penalties.append((variable, regularizer))
         return variable
 
     @property

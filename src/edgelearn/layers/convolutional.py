@@ -149,7 +149,6 @@ class _BaseConv2D(Layer):
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
             "bias_initializer": initializers.serialize(self.bias_initializer),
-            "bias_regularizer": None,
             "activity_regularizer": None,
             "bias_constraint": None,
         }
@@ -190,10 +189,10 @@ class Conv2D(_BaseConv2D):
                 f"Received: dilation_rate={dilation_rate!r}, groups={groups!r}"
             )
         _no_regularizers(
-            "Conv2D", kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-            bias_constraint=bias_constraint,
+            "Conv2D", activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
         )
+        self.set_weight_regularizers(kernel=kernel_regularizer, bias=bias_regularizer)
         self.kernel_initializer = initializers.get(kernel_initializer)
 
     @property
@@ -221,7 +220,6 @@ class Conv2D(_BaseConv2D):
             "filters": self.filters,
             "groups": 1,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "kernel_regularizer": None,
             "kernel_constraint": None,
         }
 
@@ -265,10 +263,10 @@ class DepthwiseConv2D(_BaseConv2D):
         self._check_no_dilation(dilation_rate)
         self.depth_multiplier = _check_depth_multiplier("DepthwiseConv2D", depth_multiplier)
         _no_regularizers(
-            "DepthwiseConv2D", depthwise_regularizer=depthwise_regularizer,
-            bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+            "DepthwiseConv2D", activity_regularizer=activity_regularizer,
             depthwise_constraint=depthwise_constraint, bias_constraint=bias_constraint,
         )
+        self.set_weight_regularizers(depthwise=depthwise_regularizer, bias=bias_regularizer)
         self.depthwise_initializer = initializers.get(depthwise_initializer)
 
     @property
@@ -298,7 +296,6 @@ class DepthwiseConv2D(_BaseConv2D):
             **self._window_config(),
             "depth_multiplier": self.depth_multiplier,
             "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
-            "depthwise_regularizer": None,
             "depthwise_constraint": None,
         }
 
@@ -347,10 +344,12 @@ class SeparableConv2D(_BaseConv2D):
         self.filters = _check_filters("SeparableConv2D", filters)
         self._check_no_dilation(dilation_rate)
         self.depth_multiplier = _check_depth_multiplier("SeparableConv2D", depth_multiplier)
+        self.set_weight_regularizers(
+            depthwise=depthwise_regularizer, pointwise=pointwise_regularizer, bias=bias_regularizer,
+        )
         _no_regularizers(
-            "SeparableConv2D", depthwise_regularizer=depthwise_regularizer,
-            pointwise_regularizer=pointwise_regularizer, bias_regularizer=bias_regularizer,
-            activity_regularizer=activity_regularizer, depthwise_constraint=depthwise_constraint,
+            "SeparableConv2D", activity_regularizer=activity_regularizer,
+            depthwise_constraint=depthwise_constraint,
             pointwise_constraint=pointwise_constraint, bias_constraint=bias_constraint,
         )
         self.depthwise_initializer = initializers.get(depthwise_initializer)
@@ -389,8 +388,6 @@ class SeparableConv2D(_BaseConv2D):
             "depth_multiplier": self.depth_multiplier,
             "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
             "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
-            "depthwise_regularizer": None,
-            "pointwise_regularizer": None,
             "depthwise_constraint": None,
             "pointwise_constraint": None,
         }
@@ -441,10 +438,10 @@ class Conv2DTranspose(_BaseConv2D):
         self._check_no_dilation(dilation_rate)
         self.output_padding = _check_output_padding(self.strides, output_padding)
         _no_regularizers(
-            "Conv2DTranspose", kernel_regularizer=kernel_regularizer,
-            bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+            "Conv2DTranspose", activity_regularizer=activity_regularizer,
             kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
         )
+        self.set_weight_regularizers(kernel=kernel_regularizer, bias=bias_regularizer)
         self.kernel_initializer = initializers.get(kernel_initializer)
 
     def check_input_shape(self, input_shape):
@@ -482,7 +479,6 @@ class Conv2DTranspose(_BaseConv2D):
             "filters": self.filters,
             "output_padding": None if self.output_padding is None else list(self.output_padding),
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "kernel_regularizer": None,
             "kernel_constraint": None,
         }
 

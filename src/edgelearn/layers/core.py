@@ -23,7 +23,8 @@ from edgelearn.layers.graph import KerasTensor, Node
 
 
 def _no_regularizers(layer: str, **arguments: Any) -> None:
-    """Regularizers and constraints appear in every Keras config; only ``None`` is supported."""
+    """Activity regularizers and constraints appear in every Keras config; only ``None`` is
+    supported. (Weight regularizers are: see ``Layer.set_weight_regularizers``.)"""
     for argument, value in arguments.items():
         if value is not None:
             raise ValueError(
@@ -128,10 +129,10 @@ class Dense(Layer):
         if not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"Dense expects a positive integer number of units. Received: units={units!r}")
         _no_regularizers(
-            "Dense", kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+            "Dense", activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
         )
+        self.set_weight_regularizers(kernel=kernel_regularizer, bias=bias_regularizer)
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -166,8 +167,6 @@ class Dense(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": None,
-            "bias_regularizer": None,
             "activity_regularizer": None,
             "kernel_constraint": None,
             "bias_constraint": None,

@@ -55,10 +55,9 @@ class BatchNormalization(Layer):
         if epsilon <= 0:
             raise ValueError(f"BatchNormalization expects epsilon > 0. Received: epsilon={epsilon!r}")
         _no_regularizers(
-            "BatchNormalization", beta_regularizer=beta_regularizer,
-            gamma_regularizer=gamma_regularizer, beta_constraint=beta_constraint,
-            gamma_constraint=gamma_constraint,
+            "BatchNormalization", beta_constraint=beta_constraint, gamma_constraint=gamma_constraint,
         )
+        self.set_weight_regularizers(gamma=gamma_regularizer, beta=beta_regularizer)
         self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
         self.beta_initializer = initializers.get(beta_initializer)
@@ -113,8 +112,6 @@ class BatchNormalization(Layer):
             "gamma_initializer": initializers.serialize(self.gamma_initializer),
             "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
             "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
-            "beta_regularizer": None,
-            "gamma_regularizer": None,
             "beta_constraint": None,
             "gamma_constraint": None,
         }

@@ -312,28 +312,36 @@ class Model:
             variable.grad = None
         outputs = self.forward([Tensor(np.asarray(x, dtype=np.float32)) for x in xs], training=True)
         terms = self._loss_terms(ys, outputs)
+        penalties = [p for layer in self.layers for p in layer.regularization_losses()]
         total = terms[0]
-        for term in terms[1:]:
+        for term in terms[1:] + penalties:
             total = total + term
         if total.requires_grad:
             total.backward()
         self.optimizer.apply_gradients((v.grad, v) for v in variables)
         for variable in variables:
             variable.grad = None  # the graph and its buffers can go now
-        return [term.item() for term in terms], [out.data for out in outputs]
+        losses = [term.item() for term in terms]
+        return losses, total.item() - sum(losses), [out.data for out in outputs]
 
     def _predict_lists(self, xs: list[np.ndarray]) -> list[np.ndarray]:
         with no_grad():
             outputs = self.forward([Tensor(np.asarray(x, dtype=np.float32)) for x in xs])
         return [out.data for out in outputs]
 
-    def _batch_logs(self, losses: list[float], ys: list[np.ndarray], preds: list[np.ndarray]) -> dict[str, float]:
+    def _penalty(self) -> float:
+        """The current weight-regularization penalty (part of the reported loss, as in Keras)."""
+        with no_grad():
+            return float(sum(p.item() for layer in self.layers for p in layer.regularization_losses()))
+
+    def _batch_logs(self, losses: list[float], ys: list[np.ndarray], preds: list[np.ndarray],
+                    penalty: float = 0.0) -> dict[str, float]:
         if self._resolved_metrics is None:
             self._resolved_metrics = [
                 [metrics_module.resolve(m, loss.name, y, p) for m in ids]
                 for ids, loss, y, p in zip(self._metric_ids, self.losses, ys, preds)
             ]
-        logs = {"loss": float(sum(losses))}
+        logs = {"loss": float(sum(losses)) + penalty}
         several = len(preds) > 1
         for name, loss, resolved, y, p in zip(self.output_names, losses, self._resolved_metrics, ys, preds):
             if several:
@@ -353,15 +361,15 @@ class Model:
         """One gradient step on one batch; returns the loss (and metrics) before the step."""
         self._require_compiled("train_on_batch")
         xs, ys = self._check_data(x, y)
-        losses, preds = self._train_step(xs, ys)
-        return self._format_result(self._batch_logs(losses, ys, preds), return_dict)
+        losses, penalty, preds = self._train_step(xs, ys)
+        return self._format_result(self._batch_logs(losses, ys, preds, penalty), return_dict)
 
     def test_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
         self._require_compiled("test_on_batch")
         xs, ys = self._check_data(x, y)
         preds = self._predict_lists(xs)
         losses = [t.item() for t in self._loss_terms(ys, [Tensor(p) for p in preds])]
-        return self._format_result(self._batch_logs(losses, ys, preds), return_dict)
+        return self._format_result(self._batch_logs(losses, ys, preds, self._penalty()), return_dict)
 
     def predict_on_batch(self, x: Any) -> Any:
         xs = self._inputs_list(x)
@@ -434,9 +442,9 @@ class Model:
             for batch, index in enumerate(self._batches(n_samples, batch_size, shuffle)):
                 callback_list.on_train_batch_begin(batch, {})
                 batch_ys = [a[index] for a in ys]
-                losses, preds = self._train_step([a[index] for a in xs], batch_ys)
+                losses, penalty, preds = self._train_step([a[index] for a in xs], batch_ys)
                 size = len(batch_ys[0])
-                for key, value in self._batch_logs(losses, batch_ys, preds).items():
+                for key, value in self._batch_logs(losses, batch_ys, preds, penalty).items():
                     totals[key] = totals.get(key, 0.0) + value * size
                 seen += size
                 running = {key: total / seen for key, total in totals.items()}
@@ -484,12 +492,13 @@ class Model:
     def _evaluate_lists(self, xs: list[np.ndarray], ys: list[np.ndarray], batch_size: int) -> dict[str, float]:
         totals: dict[str, float] = {}
         n_samples = len(xs[0])
+        penalty = self._penalty()
         for index in self._batches(n_samples, batch_size, shuffle=False):
             batch_ys = [a[index] for a in ys]
             preds = self._predict_lists([a[index] for a in xs])
             losses = [t.item() for t in self._loss_terms(batch_ys, [Tensor(p) for p in preds])]
             size = len(batch_ys[0])
-            for key, value in self._batch_logs(losses, batch_ys, preds).items():
+            for key, value in self._batch_logs(losses, batch_ys, preds, penalty).items():
                 totals[key] = totals.get(key, 0.0) + value * size
         return {key: total / n_samples for key, total in totals.items()}
 
