@@ -36,10 +36,14 @@ _EXTRACT_JS = r"""
 const fs = require('fs'), path = require('path');
 const [source, target] = process.argv.slice(1);
 const topology = require(path.join(source, 'model.min.js'));
-const shards = fs.readdirSync(source).filter(f => /^group\d+-shard\d+of\d+\.min\.js$/.test(f)).sort();
-for (const shard of shards) {
-  fs.writeFileSync(path.join(target, shard.replace('.min.js', '.bin')),
-                   Buffer.from(require(path.join(source, shard)), 'base64'));
+// Each manifest path (e.g. "group1-shard1of1") is wrapped as "<path>.min.js"; the weights go to
+// files named exactly as the manifest says, so the folder is an ordinary layers model.
+for (const group of topology.weightsManifest) {
+  for (const shard of group.paths) {
+    if (!/^[\w.-]+$/.test(shard)) throw new Error(`unexpected weight path ${shard}`);
+    const wrapped = path.join(source, shard.replace(/\.bin$/, '') + '.min.js');
+    fs.writeFileSync(path.join(target, shard), Buffer.from(require(wrapped), 'base64'));
+  }
 }
 fs.writeFileSync(path.join(target, 'model.json'), JSON.stringify({
   format: topology.format || 'layers-model', generatedBy: topology.generatedBy || null,
