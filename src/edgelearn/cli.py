@@ -14,6 +14,7 @@ import pathlib
 import sys
 
 import edgelearn
+from edgelearn.demos import mnist as mnist_demo
 
 
 def _positive_int(text: str) -> int:
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mnist.add_argument("--epochs", type=_positive_int, default=10)
     mnist.add_argument("--batch-size", type=_positive_int, default=64)
-    mnist.add_argument("--seed", type=int, default=0)
+    mnist.add_argument("--seed", type=int, default=mnist_demo.DEFAULT_SEED,
+                       help="random seed (default: %(default)s)")
 
     convert = commands.add_parser(
         "convert", help="convert a Keras (.keras/.h5) or TF.js model to a TF.js layers-model folder"
@@ -83,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.command == "demo" and args.demo == "mnist":
-            from edgelearn.demos import mnist
-
-            mnist.run(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+            mnist_demo.run(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
         elif args.command == "convert":
             _convert(args.source, args.destination, args.quantize, args.overwrite)
         elif args.command == "info":
