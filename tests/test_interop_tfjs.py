@@ -16,6 +16,7 @@ TOL, and every dequantized weight lies within the quantization error of the orig
 """
 
 import json
+import re
 import os
 import pathlib
 import subprocess
@@ -36,13 +37,6 @@ QUANTIZED = ("uint8", "uint16", "float16")
 LAYERS = set(el.layers.__all__)
 L = el.layers
 
-DEQUANTIZE_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="src bug: edgelearn.io.tfjs._decode_weights dequantizes uint8/uint16 as "
-    "float32(q) * float32(scale) + float32(min); TF.js (io_utils decodeWeight) computes "
-    "q * scale + min in float64 and rounds once, so the same file gives weights an ulp apart",
-)
 
 
 def run_layers_model(command, cases, workdir):
@@ -372,11 +366,7 @@ def test_tfjs_reads_quantized_like_edgelearn(name, dtype, saved, tfjs_prediction
     _assert_outputs_close(result["outputs"], expected, f"{name} {dtype}")
 
 
-@pytest.mark.parametrize("dtype", [
-    pytest.param("uint8", marks=DEQUANTIZE_BUG),
-    pytest.param("uint16", marks=DEQUANTIZE_BUG),
-    "float16",
-])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float16"])
 def test_quantized_weights_decode_like_tfjs(dtype, saved, tfjs_predictions):
     for name in TRAINED:
         result = _check_result(tfjs_predictions[(name, dtype)])
@@ -508,7 +498,6 @@ def test_edgelearn_loads_tfjs_uint8_model(tfjs_models):
     _assert_outputs_close(_predict(model, case["inputs"]), quantized["outputs"], "cnn uint8")
 
 
-@DEQUANTIZE_BUG
 def test_edgelearn_decodes_tfjs_uint8_weights_bit_exact(tfjs_models):
     case = tfjs_models["cnn"]
     quantized = _check_result(case["result"])["quantized"]
@@ -516,14 +505,6 @@ def test_edgelearn_decodes_tfjs_uint8_weights_bit_exact(tfjs_models):
     _assert_weights_bit_exact(model.weights, quantized["weights"], "cnn uint8")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="src bug: edgelearn.io.tfjs.quantize always widens [min, max] to include 0, unlike "
-    "the converter it says it follows (tensorflowjs/quantization.py nudges only when 0 is in "
-    "range and stores a constant tensor exactly), so tensors of one sign, such as "
-    "BatchNormalization's gamma and moving_variance, get a coarser step",
-)
 def test_edgelearn_quantizes_as_precisely_as_the_converter(tfjs_models):
     """Per tensor, edgelearn's uint8 error stays within the converter's half step (layers_model.js
     quantized the TF.js CNN with the converter's scheme)."""
@@ -587,9 +568,10 @@ def test_overwrite_replaces_the_whole_folder(tmp_path, monkeypatch):
     assert len(list((tmp_path / "model").glob("*.bin"))) > 1
     small = _tiny_model()
     small.save(tmp_path / "model")
-    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
-        "group1-shard1of1.bin", "model.json",
-    ]
+    names = sorted(p.name for p in (tmp_path / "model").iterdir())
+    # The new shard gets a fresh name while the old model.json still names the old ones.
+    assert len(names) == 2 and names[1] == "model.json"
+    assert re.fullmatch(r"group1-shard1of1-[0-9a-f]{8}\.bin", names[0]), names
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert _same_weights(el.load_model(tmp_path / "model"), small)
 
@@ -606,15 +588,15 @@ def test_failed_overwrite_keeps_the_previous_model(failure, tmp_path, monkeypatc
     def failing_write(path, data):
         writes.append(path.name)
         if (failure == "second_shard_write" and len(writes) == 2) or (
-                failure == "model_json_write" and path.name == "model.json"):
+                failure == "model_json_write" and path.name.startswith(".model.json.")):
             raise OSError("disk full")
         real_write(path, data)
 
     def failing_replace(src, dst):
-        # Only moving the staging folder (.model.*, not the .model.old.* backup) into place fails:
-        # by then the old model has been moved aside and must come back.
+        # Only the final rename of the staged model.json over the old one fails: by then the new
+        # shards are on disk and must be cleaned up, the old files left as they were.
         name = pathlib.Path(src).name
-        if failure == "swap_rename" and name.startswith(".model.") and ".old." not in name:
+        if failure == "swap_rename" and name.startswith(".model.json."):
             raise OSError("rename failed")
         real_replace(src, dst)
 
@@ -627,13 +609,6 @@ def test_failed_overwrite_keeps_the_previous_model(failure, tmp_path, monkeypatc
     assert _same_weights(el.load_model(tmp_path / "model"), old)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="src bug: edgelearn.io.tfjs._replace_folder renames the old folder aside, then the new "
-    "one in; a process killed between the two renames leaves no model at the path (the "
-    "previous one survives only as .<name>.old.*), contrary to save()'s docstring",
-)
 def test_hard_crash_during_overwrite_keeps_a_model_at_the_path(tmp_path):
     _tiny_model().save(tmp_path / "model")
     script = (
@@ -724,13 +699,6 @@ BAD_INPUT = {
                     r"is a 'graph-model', not a layers model \(format 'layers-model'\)", True),
 }
 
-PATHS_CHECKED_LATE = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="src bug: edgelearn.io.tfjs checks weight paths in _folder_reader, after "
-    "model_from_config has built the model (allocating and initialising every weight), although "
-    "its docstring says reading checks them before it allocates",
-)
 
 
 def _forbid_shard_reads(patch):
@@ -766,8 +734,7 @@ def test_bad_folder_is_refused_before_reading_shards(name, model_dir, monkeypatc
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(name, marks=PATHS_CHECKED_LATE) if name.startswith("path_") else name
-    for name, (_, _, model_json_alone) in BAD_INPUT.items() if model_json_alone
+    name for name, (_, _, model_json_alone) in BAD_INPUT.items() if model_json_alone
 ])
 def test_model_json_problems_are_refused_before_building(name, model_dir, monkeypatch):
     change, message, _ = BAD_INPUT[name]
@@ -781,13 +748,6 @@ def test_model_json_problems_are_refused_before_building(name, model_dir, monkey
         el.load_model(model_dir)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="src bug: edgelearn.io.tfjs.model_from_artifacts reads each weight group's shards "
-    "before it checks the next group's paths, so a bad path in group 2 is refused only after "
-    "group 1's shards were read",
-)
 def test_bad_path_in_a_later_group_is_refused_before_reading(model_dir, monkeypatch):
     def split_groups(content):
         kernel, bias = content["weightsManifest"][0]["weights"]
@@ -800,14 +760,6 @@ def test_bad_path_in_a_later_group_is_refused_before_reading(model_dir, monkeypa
         el.load_model(model_dir)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="src bug: edgelearn.io.tfjs.model_from_artifacts builds the topology, allocating and "
-    "initialising every weight at its topology shape, before comparing it with the manifest, "
-    "so a small model.json makes load_model allocate without bound (Dense(5000) on 5000 inputs: "
-    "~290 MB) although the manifest declares 15 floats",
-)
 def test_topology_larger_than_its_manifest_is_refused_before_allocating(model_dir):
     def grow(content):
         input_layer, dense = content["modelTopology"]["config"]["layers"]

@@ -19,7 +19,7 @@ the model's folder (or, for a URL, on the same host).
 Example:
     >>> import tempfile, numpy as np, edgelearn as el
     >>> model = el.Sequential([el.layers.Input((3,)), el.layers.Dense(2)])
-    >>> folder = tempfile.mkdtemp()
+    >>> folder = tempfile.mkdtemp() + "/model"
     >>> model.save(folder)
     >>> np.allclose(el.load_model(folder).predict(np.ones((1, 3))), model.predict(np.ones((1, 3))))
     True
@@ -32,8 +32,8 @@ import math
 import os
 import pathlib
 import posixpath
-import shutil
-import tempfile
+import re
+import secrets
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 import edgelearn
+from edgelearn.layers.base import placeholder_weights
 from edgelearn.models import Model, Sequential, model_from_config
 
 SHARD_BYTES = 4 * 1024 * 1024
@@ -51,6 +52,8 @@ _QUANTIZED = {"uint8": np.dtype("u1"), "uint16": np.dtype("<u2"), "float16": np.
 # A manifest is refused when it claims more than this many elements for one weight, whatever the
 # shard sizes say: a guard against shapes crafted to exhaust memory.
 _MAX_ELEMENTS = 2**31
+# Shard names edgelearn writes (and may remove when it replaces a model it saved).
+_SHARD_NAME = re.compile(r"group\d+-shard\d+of\d+(-[0-9a-f]{8})?\.bin")
 
 
 class ModelFormatError(ValueError):
@@ -59,22 +62,29 @@ class ModelFormatError(ValueError):
 
 # --------------------------------------------------------------------------- saving
 def quantize(values: np.ndarray, dtype: str) -> tuple[np.ndarray, dict[str, Any]]:
-    """Quantize float32 values as the TF.js converter does; returns codes and the manifest entry.
+    """Quantize float32 values as the tensorflowjs converter does; returns codes and the
+    manifest's ``quantization`` entry.
 
-    Affine (uint8/uint16) quantization nudges ``min`` so that 0.0 is exactly representable, as
-    the converter does, so zero weights (biases) stay exactly zero.
+    Affine (uint8/uint16): ``scale = (max - min) / levels`` over the tensor's own range; when 0 lies
+    in the range, ``min`` is nudged to a multiple of ``scale`` so that 0.0 is a code (zero biases
+    stay exactly zero); a constant tensor is stored exactly (codes 0, ``min`` = the constant).
     """
     if dtype == "float16":
         return values.astype("<f2"), {"dtype": "float16"}
     if dtype not in ("uint8", "uint16"):
         raise ValueError(f"quantize must be 'uint8', 'uint16' or 'float16'. Received: quantize={dtype!r}")
     levels = np.iinfo(_QUANTIZED[dtype]).max
-    low, high = min(float(values.min(initial=0.0)), 0.0), max(float(values.max(initial=0.0)), 0.0)
-    scale = (high - low) / levels if high > low else 1.0
-    zero_point = round(-low / scale)
-    nudged_min = -zero_point * scale
-    codes = np.clip(np.round((values - nudged_min) / scale), 0, levels).astype(_QUANTIZED[dtype])
-    return codes, {"dtype": dtype, "min": nudged_min, "scale": scale}
+    values64 = np.asarray(values, dtype=np.float64)
+    low = float(values64.min()) if values64.size else 0.0
+    high = float(values64.max()) if values64.size else 0.0
+    if high == low:
+        return np.zeros(values64.shape, _QUANTIZED[dtype]), {"dtype": dtype, "min": low, "scale": 1.0}
+    scale = (high - low) / levels
+    if low <= 0 <= high:
+        low = -float(np.round(-low / scale)) * scale
+        high = levels * scale + low
+    codes = np.round((np.clip(values64, low, high) - low) / scale).astype(_QUANTIZED[dtype])
+    return codes, {"dtype": dtype, "min": low, "scale": scale}
 
 
 def model_artifacts(model: Model, quantize_dtype: str | None = None) -> tuple[dict[str, Any], bytes]:
@@ -110,30 +120,44 @@ def model_artifacts(model: Model, quantize_dtype: str | None = None) -> tuple[di
 
 def save(model: Model, path: str | os.PathLike[str], quantize: str | None = None,
          overwrite: bool = True) -> None:
-    """Write ``model`` as a TF.js layers-model folder, atomically.
+    """Write ``model`` as a TF.js layers-model folder, crash-safely.
 
-    Everything is written into a temporary folder beside ``path`` and renamed into place, so a
-    crash mid-save leaves any previous model at ``path`` intact.
+    The new shards are written and synced first, under names the current ``model.json`` does not
+    use; then ``model.json`` is replaced in one atomic rename; only then are the old shards
+    removed. Whenever the process dies, ``model.json`` and the shards it names form either the
+    old model or the new one.
     """
     target = pathlib.Path(path)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
-    if target.exists() and not (target / MODEL_FILE).is_file():
-        raise FileExistsError(f"{target} exists and is not a saved model folder; refusing to replace it")
+    model_file = target / MODEL_FILE
+    if target.exists():
+        if not target.is_dir() or not model_file.is_file():
+            raise FileExistsError(f"{target} exists and is not a saved model folder; refusing to replace it")
+        if not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
     content, data = model_artifacts(model, quantize)
+    target.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(target)
+    in_use = _referenced_shards(model_file)
     n_shards = max(1, math.ceil(len(data) / SHARD_BYTES))
-    paths = [f"group1-shard{i + 1}of{n_shards}.bin" for i in range(n_shards)]
+    suffix = "" if not in_use else f"-{secrets.token_hex(4)}"
+    paths = [f"group1-shard{i + 1}of{n_shards}{suffix}.bin" for i in range(n_shards)]
     content["weightsManifest"][0]["paths"] = paths
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    written: list[pathlib.Path] = []
     try:
         for i, name in enumerate(paths):
-            _write_synced(staging / name, data[i * SHARD_BYTES : (i + 1) * SHARD_BYTES])
-        _write_synced(staging / MODEL_FILE, json.dumps(content, indent=1).encode())
-        _replace_folder(staging, target)
+            written.append(target / name)
+            _write_synced(target / name, data[i * SHARD_BYTES : (i + 1) * SHARD_BYTES])
+        staged = target / f".{MODEL_FILE}.{secrets.token_hex(4)}.tmp"
+        written.append(staged)
+        _write_synced(staged, json.dumps(content, indent=1).encode())
+        os.replace(staged, model_file)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        for file in written:
+            file.unlink(missing_ok=True)
         raise
+    _sync_folder(target)
+    for name in in_use - set(paths):
+        (target / name).unlink(missing_ok=True)
 
 
 def _write_synced(path: pathlib.Path, data: bytes) -> None:
@@ -143,20 +167,39 @@ def _write_synced(path: pathlib.Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def _replace_folder(staging: pathlib.Path, target: pathlib.Path) -> None:
-    """Swap ``staging`` into ``target``: the old folder is moved aside first, removed last."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    backup = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-    backup.rmdir()
-    os.replace(target, backup)
+def _sync_folder(folder: pathlib.Path) -> None:
+    """Make the rename durable (POSIX); a no-op where folders cannot be opened."""
     try:
-        os.replace(staging, target)
-    except BaseException:
-        os.replace(backup, target)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _referenced_shards(model_file: pathlib.Path) -> set[str]:
+    """Shard files the current model.json uses (only plain names inside the folder)."""
+    if not model_file.is_file():
+        return set()
+    try:
+        content = json.loads(model_file.read_bytes())
+        paths = [p for group in content["weightsManifest"] for p in group["paths"]]
+    except (ValueError, KeyError, TypeError):
+        return set()
+    return {p for p in paths if isinstance(p, str) and _SHARD_NAME.fullmatch(p)}
+
+
+def _remove_leftovers(folder: pathlib.Path) -> None:
+    """Remove what an earlier save killed mid-way left: staged model.json files and shards that
+    the current model.json does not name."""
+    in_use = _referenced_shards(folder / MODEL_FILE)
+    for file in folder.iterdir():
+        staged = file.name.startswith(f".{MODEL_FILE}.") and file.name.endswith(".tmp")
+        orphan = _SHARD_NAME.fullmatch(file.name) and file.name not in in_use
+        if file.is_file() and (staged or orphan):
+            file.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- loading
@@ -232,8 +275,8 @@ def _decode_weights(entries: list[dict[str, Any]], data: bytes | memoryview) -> 
         elif quantization["dtype"] == "float16":
             values = values.astype(np.float32)
         else:
-            values = (values.astype(np.float32) * np.float32(quantization["scale"])
-                      + np.float32(quantization["min"]))
+            # In float64, rounded once, as TF.js decodes: float32 arithmetic would land an ulp off.
+            values = (values * float(quantization["scale"]) + float(quantization["min"])).astype(np.float32)
         weights[entry["name"]] = values
     return weights
 
@@ -254,14 +297,29 @@ def topology_model_config(content: dict[str, Any], source: str) -> dict[str, Any
     return topology
 
 
-def model_from_artifacts(content: dict[str, Any], read_group: Callable[[list[str], int], bytes],
-                         source: str) -> Model:
-    """Build a model from parsed ``model.json`` content; ``read_group(paths, n_bytes)`` returns a
-    weight group's bytes after checking it holds ``n_bytes``."""
+class WeightSource:
+    """Where a model's weight groups come from: ``check`` validates a group's paths (and sizes,
+    where that costs no reading) before anything is built; ``read`` returns its bytes."""
+
+    def check(self, paths: list[str], needed: int) -> None:
+        raise NotImplementedError
+
+    def read(self, paths: list[str], needed: int) -> bytes:
+        raise NotImplementedError
+
+
+def model_from_artifacts(content: dict[str, Any], weights_from: WeightSource, source: str) -> Model:
+    """Build a model from parsed ``model.json`` content, in this order: everything model.json
+    alone can show (format, manifest, every weight path and shard size), then the topology with
+    placeholder weights compared with the manifest, and only then the shards are read."""
     topology = topology_model_config(content, source)
     plan = _manifest_plan(content, source)
+    for paths, group, needed in plan:
+        if group:
+            weights_from.check(paths, needed)
     try:
-        model = model_from_config(topology)
+        with placeholder_weights():
+            model = model_from_config(topology)
     except (ValueError, TypeError, KeyError) as error:
         raise ModelFormatError(f"{source}: cannot build the model from its topology: {error}") from None
     entries = {entry["name"]: entry for _, group, _ in plan for entry in group}
@@ -269,8 +327,9 @@ def model_from_artifacts(content: dict[str, Any], read_group: Callable[[list[str
     weights: dict[str, np.ndarray] = {}
     for paths, group, needed in plan:
         if group:
-            weights.update(_decode_weights(group, read_group(paths, needed)))
-    model.set_weights([weights[_manifest_name(v.name, entries)] for v in model.weights])
+            weights.update(_decode_weights(group, weights_from.read(paths, needed)))
+    for variable in model.weights:
+        variable.data = weights[_manifest_name(variable.name, entries)].astype(variable.dtype, copy=False)
     return model
 
 
@@ -297,24 +356,33 @@ def _check_entries_match(model: Model, entries: dict[str, dict[str, Any]], sourc
         raise ModelFormatError(f"{source}: the weights manifest has weights the model lacks: {unused[:5]}")
 
 
-def _folder_reader(folder: pathlib.Path, source: str) -> Callable[[list[str], int], bytes]:
-    root = folder.resolve()
+class FolderSource(WeightSource):
+    """Shards in a model folder; paths must stay inside it."""
 
-    def read_group(paths: list[str], needed: int) -> bytes:
-        files = [_safe_local_path(root, path, source) for path in paths]
+    def __init__(self, folder: pathlib.Path, source: str):
+        self.folder, self.root, self.source = folder, folder.resolve(), source
+
+    def _files(self, paths: list[str]) -> list[pathlib.Path]:
+        return [_safe_local_path(self.root, path, self.source) for path in paths]
+
+    def check(self, paths, needed):
+        files = self._files(paths)
         sizes = []
         for file in files:
             if not file.is_file():
-                raise ModelFormatError(f"{source}: weight shard {file.name} is missing from {folder}")
+                raise ModelFormatError(f"{self.source}: weight shard {file.name} is missing from {self.folder}")
             sizes.append(file.stat().st_size)
         if sum(sizes) < needed:
             raise ModelFormatError(
-                f"{source}: weight shards {', '.join(f.name for f in files)} hold {sum(sizes)} bytes "
-                f"but the manifest needs {needed}"
+                f"{self.source}: weight shards {', '.join(f.name for f in files)} hold {sum(sizes)} "
+                f"bytes but the manifest needs {needed}"
             )
-        return b"".join(file.read_bytes() for file in files)
 
-    return read_group
+    def read(self, paths, needed):
+        data = b"".join(file.read_bytes() for file in self._files(paths))
+        if len(data) < needed:  # the files changed since check()
+            raise ModelFormatError(f"{self.source}: weight shards hold {len(data)} bytes, need {needed}")
+        return data
 
 
 def _safe_local_path(root: pathlib.Path, path: str, source: str) -> pathlib.Path:
@@ -338,34 +406,48 @@ def load(path: str | os.PathLike[str]) -> Model:
         raise FileNotFoundError(f"No TF.js model at {location}: expected a folder with {MODEL_FILE}")
     source = str(model_file)
     content = _parse_json(model_file.read_bytes(), source)
-    return model_from_artifacts(content, _folder_reader(model_file.parent, source), source)
+    return model_from_artifacts(content, FolderSource(model_file.parent, source), source)
 
 
-def _load_url(url: str, timeout: float = 30.0) -> Model:
-    base = urllib.parse.urlparse(url)
+class UrlSource(WeightSource):
+    """Shards next to a model.json URL: same scheme and host, inside the model's folder."""
 
-    def fetch(address: str) -> bytes:
-        with urllib.request.urlopen(address, timeout=timeout) as response:  # noqa: S310 (http(s) only)
-            return response.read()
+    def __init__(self, url: str, fetch: Callable[[str], bytes]):
+        self.url, self.base, self.fetch = url, urllib.parse.urlparse(url), fetch
 
-    content = _parse_json(fetch(url), url)
-
-    def read_group(paths: list[str], needed: int) -> bytes:
-        chunks = []
+    def _addresses(self, paths: list[str]) -> list[str]:
+        folder = posixpath.dirname(self.base.path)
+        addresses = []
         for path in paths:
             parsed = urllib.parse.urlparse(path)
             if parsed.scheme or parsed.netloc or path.startswith("/"):
-                raise ModelFormatError(f"{url}: weight path {path!r} must be relative to the model URL")
-            joined = posixpath.normpath(posixpath.join(posixpath.dirname(base.path), path))
-            if not joined.startswith(posixpath.dirname(base.path).rstrip("/") + "/"):
-                raise ModelFormatError(f"{url}: weight path {path!r} leaves the model's folder")
-            chunks.append(fetch(urllib.parse.urlunparse(base._replace(path=joined, query="", fragment=""))))
-        data = b"".join(chunks)
+                raise ModelFormatError(f"{self.url}: weight path {path!r} must be relative to the model URL")
+            joined = posixpath.normpath(posixpath.join(folder, path))
+            if not joined.startswith(folder.rstrip("/") + "/"):
+                raise ModelFormatError(f"{self.url}: weight path {path!r} leaves the model's folder")
+            addresses.append(urllib.parse.urlunparse(self.base._replace(path=joined, query="", fragment="")))
+        return addresses
+
+    def check(self, paths, needed):
+        self._addresses(paths)
+
+    def read(self, paths, needed):
+        data = b"".join(self.fetch(address) for address in self._addresses(paths))
         if len(data) < needed:
-            raise ModelFormatError(f"{url}: weight shards hold {len(data)} bytes but the manifest needs {needed}")
+            raise ModelFormatError(f"{self.url}: weight shards hold {len(data)} bytes but the manifest needs {needed}")
         return data
 
-    return model_from_artifacts(content, read_group, url)
+
+def _load_url(url: str, timeout: float = 30.0) -> Model:
+    def fetch(address: str) -> bytes:
+        with urllib.request.urlopen(address, timeout=timeout) as response:  # http(s) only
+            return response.read()
+
+    content = _parse_json(fetch(url), url)
+    return model_from_artifacts(content, UrlSource(url, fetch), url)
 
 
-__all__ = ["ModelFormatError", "load", "model_artifacts", "model_from_artifacts", "quantize", "save"]
+__all__ = [
+    "FolderSource", "ModelFormatError", "UrlSource", "WeightSource", "load", "model_artifacts",
+    "model_from_artifacts", "quantize", "save",
+]

@@ -17,8 +17,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,25 @@ from edgelearn.engine import Tensor, Variable
 from edgelearn.layers.graph import KerasTensor, Node, is_symbolic
 
 Shape = tuple[int | None, ...]
+
+_placeholders = threading.local()
+
+
+@contextlib.contextmanager
+def placeholder_weights() -> Iterator[None]:
+    """Create weights as read-only zero-size-in-memory placeholders (broadcast zeros).
+
+    Model readers build a topology inside this block, check its weight shapes against the file,
+    and only then replace each placeholder with the array read from the file: a crafted topology
+    cannot make them allocate (or spend time initialising) weights the file does not hold.
+    """
+    previous = getattr(_placeholders, "active", False)
+    _placeholders.active = True
+    try:
+        yield
+    finally:
+        _placeholders.active = previous
+
 
 #: Layer classes by Keras ``class_name``; filled by :func:`register`.
 LAYER_CLASSES: dict[str, type[Layer]] = {}
@@ -207,8 +229,14 @@ class Layer:
         initializer: Any = "glorot_uniform",
         trainable: bool = True,
     ) -> Variable:
-        value = initializers.get(initializer)(tuple(shape), dtype=self.dtype)
-        variable = Variable(value, name=f"{self.name}/{name}", trainable=trainable and self.trainable)
+        resolved = initializers.get(initializer)
+        full_name = f"{self.name}/{name}"
+        if getattr(_placeholders, "active", False):
+            variable = Variable(np.zeros((), self.dtype), name=full_name, trainable=trainable and self.trainable)
+            variable.data = np.broadcast_to(variable.data, tuple(shape))
+        else:
+            value = resolved(tuple(shape), dtype=self.dtype)
+            variable = Variable(value, name=full_name, trainable=trainable and self.trainable)
         variable.trainable = trainable  # the weight's own kind; the layer flag can freeze it
         self._weights.append(variable)
         regularizer = self._regularizers.get(name) or self._regularizers.get(name.removesuffix("_kernel"))
