@@ -16,8 +16,8 @@ TOL, and every dequantized weight lies within the quantization error of the orig
 """
 
 import json
-import re
 import os
+import re
 import pathlib
 import subprocess
 import sys
@@ -25,42 +25,17 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from tfjs_reference import ROOT, decode, encode, skip_reason
+from tfjs_reference import decode, encode, run_layers_model
 
 import edgelearn as el
 from edgelearn.io import ModelFormatError, tfjs
 from edgelearn.layers.base import LAYER_CLASSES
 
-SCRIPT = ROOT / "tests" / "tfjs" / "layers_model.js"
 TOL = 1e-5
 QUANTIZED = ("uint8", "uint16", "float16")
 LAYERS = set(el.layers.__all__)
 L = el.layers
 
-
-
-def run_layers_model(command, cases, workdir):
-    """Results of `layers_model.js command` for `cases`, from one Node process, arrays decoded."""
-    reason = skip_reason()
-    if reason is not None:
-        pytest.skip(f"TF.js unavailable: {reason}")
-    job, out = workdir / f"{command}-job.json", workdir / f"{command}-out.json"
-    job.write_text(json.dumps({"cases": cases}))
-    proc = subprocess.run(
-        ["node", str(SCRIPT), command, str(job), str(out)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"layers_model.js {command} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
-        )
-    result = json.loads(out.read_text())
-    if result["backend"] != "cpu":
-        raise RuntimeError(f"TF.js ran on backend {result['backend']!r}, expected 'cpu'")
-    results = decode(result["results"])
-    if len(results) != len(cases):
-        raise RuntimeError(f"{len(cases)} cases sent, {len(results)} results came back")
-    return results
 
 
 def _as_list(value):

@@ -17,6 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "tfjs" / "reference.js"
+LAYERS_MODEL_SCRIPT = ROOT / "tests" / "tfjs" / "layers_model.js"
 TFJS_PACKAGE = ROOT / "node_modules" / "@tensorflow" / "tfjs" / "package.json"
 
 
@@ -86,6 +87,30 @@ def run_tfjs(cases, timeout=120):
     if out["backend"] != "cpu":
         raise RuntimeError(f"reference ran on backend {out['backend']!r}, expected 'cpu'")
     results = decode(out["results"])
+    if len(results) != len(cases):
+        raise RuntimeError(f"{len(cases)} cases sent, {len(results)} results came back")
+    return results
+
+
+def run_layers_model(command, cases, workdir):
+    """Results of `layers_model.js command` for `cases`, from one Node process, arrays decoded."""
+    reason = skip_reason()
+    if reason is not None:
+        pytest.skip(f"TF.js unavailable: {reason}")
+    job, out = workdir / f"{command}-job.json", workdir / f"{command}-out.json"
+    job.write_text(json.dumps({"cases": cases}))
+    proc = subprocess.run(
+        ["node", str(LAYERS_MODEL_SCRIPT), command, str(job), str(out)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"layers_model.js {command} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
+        )
+    result = json.loads(out.read_text())
+    if result["backend"] != "cpu":
+        raise RuntimeError(f"TF.js ran on backend {result['backend']!r}, expected 'cpu'")
+    results = decode(result["results"])
     if len(results) != len(cases):
         raise RuntimeError(f"{len(cases)} cases sent, {len(results)} results came back")
     return results
