@@ -34,19 +34,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
 
 import numpy as np
+from _common import TORCH_PIN, limit_threads, source_revision
 
 import edgelearn as el
 from edgelearn.demos.mnist import codelab_cnn, prepare
 
-TORCH_PIN = "torch==2.13.0"
 VALIDATION_SPLIT = 0.15  # as edgelearn.demos.mnist.run passes to fit
 LEARNING_RATE = 1e-3
 ADAM_EPSILON = 1e-7  # Keras' and edgelearn's default
@@ -107,21 +105,6 @@ def torch_to_keras(tensors: list[Any]) -> list[np.ndarray]:
 
 def nchw(x: np.ndarray) -> Any:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-
-
-def source_revision() -> str:
-    """The commit of the edgelearn checkout and whether src/ has uncommitted changes."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    # --no-optional-locks: only read, never refresh the index others may be using.
-    git = ["git", "--no-optional-locks", "-C", root]
-    try:
-        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "src"],
-                               capture_output=True, check=False).returncode != 0
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return head + (" + uncommitted changes in src/" if dirty else "")
 
 
 def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
@@ -331,14 +314,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(args.threads)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(args.threads)
-    except ImportError:
-        print("note: threadpoolctl is missing, so numpy's BLAS threads are not limited",
-              file=sys.stderr)
+    limit_threads(args.threads, torch)
     (x_train, y_train), (x_test, y_test) = el.datasets.mnist.load_data(source="local")
     x_all, x_test = prepare(x_train), prepare(x_test)
     # Model.fit's validation_split: the last fraction, before shuffling.

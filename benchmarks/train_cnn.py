@@ -43,11 +43,11 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _common import TORCH_PIN, limit_threads, source_revision
 
 import edgelearn as el
 from edgelearn.demos.mnist import codelab_cnn, prepare
 
-TORCH_PIN = "torch==2.13.0"
 # Old-OpenBLAS workarounds set by this workplace; they make current numpy pick a slower kernel.
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 LIBRARIES = ("edgelearn", "torch")
@@ -98,21 +98,6 @@ def virtualized() -> str:
             return "yes (hypervisor flag)" if " hypervisor" in f.read() else "no"
     except OSError:
         return "unknown"
-
-
-def source_revision() -> str:
-    """The commit of the edgelearn checkout and whether src/ has uncommitted changes."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    # --no-optional-locks: only read, never refresh the index others may be using.
-    git = ["git", "--no-optional-locks", "-C", root]
-    try:
-        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "src"],
-                               capture_output=True, check=False).returncode != 0
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return head + (" + uncommitted changes in src/" if dirty else "")
 
 
 # ------------------------------------------------------------------------------ the two models
@@ -187,16 +172,9 @@ def timed(step: StepFn, start: int, steps: int) -> tuple[float, float]:
 def child(args: argparse.Namespace) -> int:
     threads = args.threads[0]
     torch = import_torch()
-    limits = None
-    try:
-        from threadpoolctl import threadpool_limits
-
-        # Belt and braces: OPENBLAS_NUM_THREADS already sized the pool when numpy loaded.
-        limits = threadpool_limits(threads)
-    except ImportError:
-        print("note: threadpoolctl is missing; relying on OPENBLAS_NUM_THREADS", file=sys.stderr)
+    # Belt and braces for numpy: OPENBLAS_NUM_THREADS already sized the pool when numpy loaded.
+    limits = limit_threads(threads, torch)
     if torch is not None:
-        torch.set_num_threads(threads)
         torch.manual_seed(SEED)
     el.random.set_random_seed(SEED)
 

@@ -25,16 +25,13 @@ All TF.js cases run in one Node process (the module-scoped `tfjs` fixture). Each
 data from its own fixed seed, so adding a case changes no other case.
 """
 
-import zlib
-
 import numpy as np
 import pytest
+from parity_helpers import assert_close, case_rng, check_layer_case, normal, reference
 from tfjs_reference import run_tfjs
 
 import edgelearn as el
 from edgelearn.engine import Tensor, Variable
-
-TOL = 1e-5
 
 # Three training steps of the CNN chain forward and backward passes through convolutions whose
 # kernel gradients sum 4608 products (8 samples x 24 x 24 positions) in an order that differs
@@ -47,14 +44,6 @@ TOL = 1e-5
 MODEL_TOL = 1e-4
 
 
-def _rng(case_id):
-    return np.random.default_rng(zlib.crc32(case_id.encode()))
-
-
-def _normal(rng, shape, scale=1.0, loc=0.0):
-    return (loc + scale * rng.standard_normal(shape)).astype(np.float32)
-
-
 def _keras_config(case_id, config):
     """`config` with the base keys Keras 3 serialises for every layer."""
     return {"name": case_id, "trainable": True, "dtype": "float32", **config}
@@ -64,24 +53,24 @@ def _layer_weights(class_name, config, input_shape, rng):
     """Random weights in Keras order, scaled so that activations stay of order one."""
     if class_name == "Dense":
         fan_in, units = input_shape[-1], config["units"]
-        weights = [_normal(rng, (fan_in, units), 1 / np.sqrt(fan_in))]
+        weights = [normal(rng, (fan_in, units), 1 / np.sqrt(fan_in))]
         if config["use_bias"]:
-            weights.append(_normal(rng, (units,), 0.1))
+            weights.append(normal(rng, (units,), 0.1))
         return weights
     if class_name == "Conv2D":
         (kh, kw), cin, filters = config["kernel_size"], input_shape[-1], config["filters"]
-        weights = [_normal(rng, (kh, kw, cin, filters), 1 / np.sqrt(kh * kw * cin))]
+        weights = [normal(rng, (kh, kw, cin, filters), 1 / np.sqrt(kh * kw * cin))]
         if config["use_bias"]:
-            weights.append(_normal(rng, (filters,), 0.1))
+            weights.append(normal(rng, (filters,), 0.1))
         return weights
     if class_name == "BatchNormalization":
         channels = input_shape[config["axis"]]
         weights = []
         if config["scale"]:
-            weights.append(_normal(rng, (channels,), 0.2, 1.0))
+            weights.append(normal(rng, (channels,), 0.2, 1.0))
         if config["center"]:
-            weights.append(_normal(rng, (channels,), 0.2))
-        moving_mean = _normal(rng, (channels,), 0.5)
+            weights.append(normal(rng, (channels,), 0.2))
+        moving_mean = normal(rng, (channels,), 0.5)
         moving_variance = rng.uniform(0.5, 1.5, (channels,)).astype(np.float32)
         return weights + [moving_mean, moving_variance]
     return []
@@ -90,7 +79,7 @@ def _layer_weights(class_name, config, input_shape, rng):
 def _layer_case(case_id, class_name, config, shape, out_shape, batch=2, training=False,
                 scale=1.0, loc=0.0):
     """A layer case on inputs of `shape` giving outputs of `out_shape` (batch excluded)."""
-    rng = _rng(case_id)
+    rng = case_rng(case_id)
     config = _keras_config(case_id, config)
     input_shape = [None, *shape]
     return {
@@ -99,8 +88,8 @@ def _layer_case(case_id, class_name, config, shape, out_shape, batch=2, training
         "config": config,
         "input_shape": input_shape,
         "weights": _layer_weights(class_name, config, input_shape, rng),
-        "x": _normal(rng, (batch, *shape), scale, loc),
-        "dy": _normal(rng, (batch, *out_shape)),
+        "x": normal(rng, (batch, *shape), scale, loc),
+        "dy": normal(rng, (batch, *out_shape)),
         "training": training,
     }
 
@@ -114,9 +103,9 @@ def _out_size(size, window, stride, padding):
     return -(-size // stride) if padding == "same" else (size - window) // stride + 1
 
 
-def _conv(case_id, kernel, stride, padding, size=9, use_bias=True, activation="linear"):
-    config = {
-        "filters": 4,
+def _conv_config(filters, kernel, stride, padding, use_bias=True, activation="linear"):
+    return {
+        "filters": filters,
         "kernel_size": [kernel, kernel],
         "strides": [stride, stride],
         "padding": padding,
@@ -126,17 +115,25 @@ def _conv(case_id, kernel, stride, padding, size=9, use_bias=True, activation="l
         "activation": activation,
         "use_bias": use_bias,
     }
-    out = _out_size(size, kernel, stride, padding)
-    return _layer_case(case_id, "Conv2D", config, (size, size, 3), (out, out, 4))
 
 
-def _pool(case_id, class_name, pool, stride, padding, size):
-    config = {
+def _pool_config(pool, stride, padding):
+    return {
         "pool_size": [pool, pool],
         "strides": [stride, stride],
         "padding": padding,
         "data_format": "channels_last",
     }
+
+
+def _conv(case_id, kernel, stride, padding, size=9, use_bias=True, activation="linear"):
+    config = _conv_config(4, kernel, stride, padding, use_bias, activation)
+    out = _out_size(size, kernel, stride, padding)
+    return _layer_case(case_id, "Conv2D", config, (size, size, 3), (out, out, 4))
+
+
+def _pool(case_id, class_name, pool, stride, padding, size):
+    config = _pool_config(pool, stride, padding)
     out = _out_size(size, pool, stride, padding)
     return _layer_case(case_id, class_name, config, (size, size, 3), (out, out, 3))
 
@@ -226,9 +223,9 @@ LAYER_CASES = [
 
 
 def _activation_case(name):
-    rng = _rng(f"fn_{name}")
-    return {"kind": "activation", "name": name, "x": _normal(rng, (4, 5), 4.0),
-            "dy": _normal(rng, (4, 5))}
+    rng = case_rng(f"fn_{name}")
+    return {"kind": "activation", "name": name, "x": normal(rng, (4, 5), 4.0),
+            "dy": normal(rng, (4, 5))}
 
 
 ACTIVATION_CASES = {f"fn_{name}": _activation_case(name) for name in ACTIVATIONS}
@@ -250,19 +247,19 @@ def _loss_case(case_id, loss, from_logits, y_true, y_pred):
 
 
 def _loss_cases():
-    rng = _rng("losses")
+    rng = case_rng("losses")
     labels = np.array([0, 3, 1, 2, 0, 4])
     # Rows 0-2 are ordinary; row 3 gives the true class probability 0 (clipped to epsilon);
     # row 4 is certain of the true class (clipped to 1 - epsilon, so no gradient reaches it);
     # row 5 does not sum to one, which Keras normalises away before clipping.
-    probs = _softmax(_normal(rng, (6, 5), 2.0))
+    probs = _softmax(normal(rng, (6, 5), 2.0))
     probs[3] = [0.1, 0.5, 0.0, 0.3, 0.1]
     probs[4] = [1.0, 0.0, 0.0, 0.0, 0.0]
     probs[5] = [0.2, 0.4, 0.6, 0.1, 0.3]
     soft = _one_hot(labels, 5)
     soft[5] = [0.1, 0.1, 0.6, 0.1, 0.1]
     # Ordinary logits plus a saturated row, which Keras's log-softmax formulation keeps finite.
-    logits = _normal(rng, (6, 5), 3.0)
+    logits = normal(rng, (6, 5), 3.0)
     logits[4] = [60.0, -60.0, 0.0, 30.0, -5.0]
     logits[1] = [-40.0, 1.0, 2.0, -40.0, 3.0]
     # Binary: exact 0 and 1, a value below epsilon and values near the clip bounds on both sides.
@@ -273,10 +270,10 @@ def _loss_cases():
     bin_true[0] = [1.0, 0.0, 1.0]
     bin_pred[1, 0], bin_true[1, 0] = 0.99999, 1.0
     bin_pred[2, 1], bin_true[2, 1] = 1e-6, 0.0
-    bin_logits = _normal(rng, (4, 3), 3.0)
+    bin_logits = normal(rng, (4, 3), 3.0)
     bin_logits[0] = [40.0, -40.0, 0.5]
-    reg_true = _normal(rng, (5, 3))
-    reg_pred = _normal(rng, (5, 3))
+    reg_true = normal(rng, (5, 3))
+    reg_pred = normal(rng, (5, 3))
     return dict([
         _loss_case("cce_probs", "categorical_crossentropy", False, soft, probs),
         _loss_case("cce_logits", "categorical_crossentropy", True, soft, logits),
@@ -298,9 +295,9 @@ LOSS_CLASSES = {
 
 
 def _optimizer_case(case_id, name, config, grad_scale=0.5):
-    rng = _rng(case_id)
-    weights = [_normal(rng, (3, 4)), _normal(rng, (4,))]
-    grads = [[_normal(rng, w.shape, grad_scale) for w in weights] for _ in range(3)]
+    rng = case_rng(case_id)
+    weights = [normal(rng, (3, 4)), normal(rng, (4,))]
+    grads = [[normal(rng, w.shape, grad_scale) for w in weights] for _ in range(3)]
     return {"kind": "optimizer", "optimizer": name, "config": config, "weights": weights,
             "grads": grads}
 
@@ -340,20 +337,12 @@ def _el_optimizer(name, config):
 
 # The CNN of the TF.js "handwritten digit recognition" codelab.
 CNN_LAYERS = [
-    {"class_name": "Conv2D", "config": _keras_config("conv1", {
-        "filters": 8, "kernel_size": [5, 5], "strides": [1, 1], "padding": "valid",
-        "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1,
-        "activation": "relu", "use_bias": True})},
-    {"class_name": "MaxPooling2D", "config": _keras_config("pool1", {
-        "pool_size": [2, 2], "strides": [2, 2], "padding": "valid",
-        "data_format": "channels_last"})},
-    {"class_name": "Conv2D", "config": _keras_config("conv2", {
-        "filters": 16, "kernel_size": [5, 5], "strides": [1, 1], "padding": "valid",
-        "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1,
-        "activation": "relu", "use_bias": True})},
-    {"class_name": "MaxPooling2D", "config": _keras_config("pool2", {
-        "pool_size": [2, 2], "strides": [2, 2], "padding": "valid",
-        "data_format": "channels_last"})},
+    {"class_name": "Conv2D",
+     "config": _keras_config("conv1", _conv_config(8, 5, 1, "valid", activation="relu"))},
+    {"class_name": "MaxPooling2D", "config": _keras_config("pool1", _pool_config(2, 2, "valid"))},
+    {"class_name": "Conv2D",
+     "config": _keras_config("conv2", _conv_config(16, 5, 1, "valid", activation="relu"))},
+    {"class_name": "MaxPooling2D", "config": _keras_config("pool2", _pool_config(2, 2, "valid"))},
     {"class_name": "Flatten", "config": _keras_config("flatten", {"data_format": "channels_last"})},
     {"class_name": "Dense", "config": _keras_config("logits", {
         "units": 10, "activation": "softmax", "use_bias": True})},
@@ -363,11 +352,11 @@ CNN_STEPS = 3
 
 
 def _model_case(case_id, optimizer, config):
-    rng = _rng(case_id)
+    rng = case_rng(case_id)
     shapes = [(5, 5, 1, 8), (8,), (5, 5, 8, 16), (16,), (256, 10), (10,)]
     weights = [
         # He-normal kernels and small biases keep about half of the ReLUs active.
-        _normal(rng, shape, np.sqrt(2 / np.prod(shape[:-1])) if len(shape) > 1 else 0.05)
+        normal(rng, shape, np.sqrt(2 / np.prod(shape[:-1])) if len(shape) > 1 else 0.05)
         for shape in shapes
     ]
     batch = 8
@@ -411,60 +400,27 @@ def tfjs():
     return dict(zip(CASES, run_tfjs(list(CASES.values()))))
 
 
-def _reference(tfjs, case_id):
-    ref = tfjs[case_id]
-    assert "error" not in ref, f"TF.js could not compute {case_id}: {ref['error']}"
-    return ref
-
-
-def _close(actual, expected, what, tol=TOL):
-    assert actual is not None, f"{what}: edgelearn produced no value"
-    actual = np.asarray(actual)
-    shape = np.shape(expected)
-    assert actual.shape == shape, f"{what}: shape {actual.shape}, TF.js gives {shape}"
-    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol, err_msg=what)
-
-
 @pytest.mark.parametrize("case_id", [case["config"]["name"] for case in LAYER_CASES])
 def test_layer_matches_tfjs(tfjs, case_id):
-    case = CASES[case_id]
-    ref = _reference(tfjs, case_id)
-    layer = el.layers.deserialize({"class_name": case["class_name"], "config": case["config"]})
-    layer.build(tuple(case["input_shape"]))
-    layer.set_weights(case["weights"])
-    x = Tensor(case["x"], requires_grad=True)
-    y = layer(x, training=case["training"])
-    # Back-propagating dy is differentiating sum(y * dy), which is what TF.js differentiates.
-    y.backward(case["dy"])
-    assert y.numpy().dtype == np.float32
-    _close(y.numpy(), ref["y"], "y")
-    _close(x.grad, ref["dx"], "dx")
-    trainable = layer.trainable_weights
-    assert len(trainable) == len(ref["dweights"])
-    for weight, expected in zip(trainable, ref["dweights"]):
-        _close(weight.grad, expected, f"gradient of {weight.name}")
-    weights_after = layer.get_weights()
-    assert len(weights_after) == len(ref["weights_after"])
-    for i, (got, expected) in enumerate(zip(weights_after, ref["weights_after"])):
-        _close(got, expected, f"weight {i} after the call")
+    check_layer_case(CASES[case_id], reference(tfjs, case_id))
 
 
 @pytest.mark.parametrize("case_id", list(ACTIVATION_CASES))
 def test_activation_matches_tfjs(tfjs, case_id):
     case = CASES[case_id]
-    ref = _reference(tfjs, case_id)
+    ref = reference(tfjs, case_id)
     fn = el.activations.get(case["name"])
     x = Tensor(case["x"], requires_grad=True)
     y = fn(x)
     y.backward(case["dy"])
-    _close(y.numpy(), ref["y"], "y")
-    _close(x.grad, ref["dx"], "dx")
+    assert_close(y.numpy(), ref["y"], "y")
+    assert_close(x.grad, ref["dx"], "dx")
 
 
 @pytest.mark.parametrize("case_id", list(LOSS_CASES))
 def test_loss_matches_tfjs(tfjs, case_id):
     case = CASES[case_id]
-    ref = _reference(tfjs, case_id)
+    ref = reference(tfjs, case_id)
     assert ref["reduction"] == "sum_over_batch_size"
     if case["from_logits"]:
         loss = getattr(el.losses, LOSS_CLASSES[case["loss"]])(from_logits=True)
@@ -473,37 +429,38 @@ def test_loss_matches_tfjs(tfjs, case_id):
     y_pred = Tensor(case["y_pred"], requires_grad=True)
     value = loss(case["y_true"], y_pred)
     value.backward()
-    _close(value.numpy(), np.float32(ref["value"]), "loss value")
-    _close(y_pred.grad, ref["grad"], "gradient w.r.t. y_pred")
+    assert_close(value.numpy(), np.float32(ref["value"]), "loss value")
+    assert_close(y_pred.grad, ref["grad"], "gradient w.r.t. y_pred")
 
 
 @pytest.mark.parametrize("case_id", list(OPTIMIZER_CASES))
 def test_optimizer_matches_tfjs(tfjs, case_id):
     case = CASES[case_id]
-    ref = _reference(tfjs, case_id)
+    ref = reference(tfjs, case_id)
     optimizer = _el_optimizer(case["optimizer"], case["config"])
     variables = [Variable(w.copy(), name=f"w{i}") for i, w in enumerate(case["weights"])]
     for step, (grads, expected) in enumerate(zip(case["grads"], ref["weights"]), start=1):
         optimizer.apply_gradients(list(zip(grads, variables)))
         for variable, want in zip(variables, expected):
-            _close(variable.numpy(), want, f"{variable.name} after step {step}")
+            assert_close(variable.numpy(), want, f"{variable.name} after step {step}")
 
 
 @pytest.mark.parametrize("case_id", list(MODEL_CASES))
 def test_codelab_cnn_training_matches_tfjs(tfjs, case_id):
     case = CASES[case_id]
-    ref = _reference(tfjs, case_id)
+    ref = reference(tfjs, case_id)
     model = el.Sequential([el.layers.deserialize(layer) for layer in CNN_LAYERS])
     model.build(CNN_INPUT)
     model.set_weights(case["weights"])
     model.compile(optimizer=_el_optimizer(**case["optimizer"]), loss=case["loss"])
     x, y = case["x"], case["y"]
-    _close(model.predict(x, verbose=0), ref["predict_before"], "predictions before training")
+    assert_close(model.predict(x, verbose=0), ref["predict_before"],
+                 "predictions before training")
     losses = [float(model.train_on_batch(x, y)) for _ in range(case["steps"])]
-    _close(losses, ref["losses"], "train_on_batch losses", MODEL_TOL)
+    assert_close(losses, ref["losses"], "train_on_batch losses", MODEL_TOL)
     weights = model.get_weights()
     assert len(weights) == len(ref["weights"])
     for i, (got, expected) in enumerate(zip(weights, ref["weights"])):
-        _close(got, expected, f"weight {i} after training", MODEL_TOL)
-    _close(model.predict(x, verbose=0), ref["predict_after"], "predictions after training",
-           MODEL_TOL)
+        assert_close(got, expected, f"weight {i} after training", MODEL_TOL)
+    assert_close(model.predict(x, verbose=0), ref["predict_after"], "predictions after training",
+                 MODEL_TOL)

@@ -33,28 +33,15 @@ keepdims. Those paths are checked against independent definitions in
 tests/layers/test_layers_more.py.
 """
 
-import zlib
-from pathlib import Path
-
 import numpy as np
 import pytest
-import tfjs_reference
-from tfjs_reference import run_tfjs
+from parity_helpers import assert_close, case_rng, check_layer_case, normal, reference
+from tfjs_reference import MERGE_SCRIPT, run_tfjs
 
 import edgelearn as el
 from edgelearn.engine import Tensor
 
-TOL = 1e-5
-MERGE_SCRIPT = Path(tfjs_reference.ROOT) / "tests" / "tfjs" / "reference_merge.js"
 L = el.layers
-
-
-def _rng(case_id):
-    return np.random.default_rng(zlib.crc32(case_id.encode()))
-
-
-def _normal(rng, shape, scale=1.0):
-    return (scale * rng.standard_normal(shape)).astype(np.float32)
 
 
 def _weights(layer, rng):
@@ -62,18 +49,18 @@ def _weights(layer, rng):
     weights = []
     for w in layer.weights:
         if w.ndim == 1:  # bias
-            weights.append(_normal(rng, w.shape, 0.1))
+            weights.append(normal(rng, w.shape, 0.1))
             continue
         fan_in = int(np.prod(w.shape[:-1]))
         if isinstance(layer, L.Conv2DTranspose):
             fan_in = int(np.prod(w.shape[:2])) * w.shape[3]  # kernel (kh, kw, filters, inputs)
-        weights.append(_normal(rng, w.shape, 1 / np.sqrt(fan_in)))
+        weights.append(normal(rng, w.shape, 1 / np.sqrt(fan_in)))
     return weights
 
 
 def _layer_case(case_id, cls, kwargs, shape, batch=2, scale=1.0):
     """A reference.js "layer" case for ``cls(**kwargs)`` on inputs of ``shape`` (no batch)."""
-    rng = _rng(case_id)
+    rng = case_rng(case_id)
     layer = cls(name=case_id, **kwargs)
     input_shape = (None, *shape)
     layer.build(input_shape)
@@ -84,15 +71,15 @@ def _layer_case(case_id, cls, kwargs, shape, batch=2, scale=1.0):
         "config": layer.get_config(),
         "input_shape": list(input_shape),
         "weights": _weights(layer, rng),
-        "x": _normal(rng, (batch, *shape), scale),
-        "dy": _normal(rng, (batch, *out_shape)),
+        "x": normal(rng, (batch, *shape), scale),
+        "dy": normal(rng, (batch, *out_shape)),
         "training": False,
     }
 
 
 def _merge_case(case_id, cls, kwargs, shapes, batch=2):
     """A reference_merge.js "merge" case for ``cls(**kwargs)`` on inputs of ``shapes``."""
-    rng = _rng(case_id)
+    rng = case_rng(case_id)
     layer = cls(name=case_id, **kwargs)
     input_shapes = [(None, *shape) for shape in shapes]
     out_shape = layer.compute_output_shape(input_shapes)[1:]
@@ -101,8 +88,8 @@ def _merge_case(case_id, cls, kwargs, shapes, batch=2):
         "class_name": type(layer).__name__,
         "config": layer.get_config(),
         "input_shapes": [list(shape) for shape in input_shapes],
-        "xs": [_normal(rng, (batch, *shape)) for shape in shapes],
-        "dy": _normal(rng, (batch, *out_shape)),
+        "xs": [normal(rng, (batch, *shape)) for shape in shapes],
+        "dy": normal(rng, (batch, *out_shape)),
     }
 
 
@@ -191,14 +178,6 @@ CASES = {case["config"]["name"]: case for case in LAYER_CASES + TFJS_BUG_CASES}
 MERGE = {case["config"]["name"]: case for case in MERGE_CASES}
 
 
-def _run_merge_script(cases):
-    # run_tfjs reads the script path from its module; pointing it at reference_merge.js reuses
-    # its encoding, skipping, batching and result checks unchanged.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(tfjs_reference, "SCRIPT", MERGE_SCRIPT)
-        return run_tfjs(cases)
-
-
 @pytest.fixture(scope="module")
 def tfjs():
     """TF.js results for every one-input layer case, from one Node process."""
@@ -208,59 +187,27 @@ def tfjs():
 @pytest.fixture(scope="module")
 def tfjs_merge():
     """TF.js results for every merge case, from one Node process."""
-    return dict(zip(MERGE, _run_merge_script(list(MERGE.values()))))
-
-
-def _reference(results, case_id):
-    ref = results[case_id]
-    assert "error" not in ref, f"TF.js could not compute {case_id}: {ref['error']}"
-    return ref
-
-
-def _close(actual, expected, what):
-    assert actual is not None, f"{what}: edgelearn produced no value"
-    actual = np.asarray(actual)
-    shape = np.shape(expected)
-    assert actual.shape == shape, f"{what}: shape {actual.shape}, TF.js gives {shape}"
-    np.testing.assert_allclose(actual, expected, rtol=TOL, atol=TOL, err_msg=what)
+    return dict(zip(MERGE, run_tfjs(list(MERGE.values()), script=MERGE_SCRIPT)))
 
 
 @pytest.mark.parametrize("case_id", [case["config"]["name"] for case in LAYER_CASES])
 def test_layer_matches_tfjs(tfjs, case_id):
-    case = CASES[case_id]
-    ref = _reference(tfjs, case_id)
-    layer = el.layers.deserialize({"class_name": case["class_name"], "config": case["config"]})
-    layer.build(tuple(case["input_shape"]))
-    layer.set_weights(case["weights"])
-    x = Tensor(case["x"], requires_grad=True)
-    y = layer(x)
-    y.backward(case["dy"])
-    assert y.numpy().dtype == np.float32
-    _close(y.numpy(), ref["y"], "y")
-    _close(x.grad, ref["dx"], "dx")
-    trainable = layer.trainable_weights
-    assert len(trainable) == len(ref["dweights"])
-    for weight, expected in zip(trainable, ref["dweights"]):
-        _close(weight.grad, expected, f"gradient of {weight.name}")
-    weights_after = layer.get_weights()
-    assert len(weights_after) == len(ref["weights_after"])
-    for i, (got, expected) in enumerate(zip(weights_after, ref["weights_after"])):
-        _close(got, expected, f"weight {i} after the call")
+    check_layer_case(CASES[case_id], reference(tfjs, case_id))
 
 
 @pytest.mark.parametrize("case_id", list(MERGE))
 def test_merge_layer_matches_tfjs(tfjs_merge, case_id):
     case = MERGE[case_id]
-    ref = _reference(tfjs_merge, case_id)
+    ref = reference(tfjs_merge, case_id)
     layer = el.layers.deserialize({"class_name": case["class_name"], "config": case["config"]})
     xs = [Tensor(x, requires_grad=True) for x in case["xs"]]
     y = layer(xs)
     y.backward(case["dy"])
     assert y.numpy().dtype == np.float32
-    _close(y.numpy(), ref["y"], "y")
+    assert_close(y.numpy(), ref["y"], "y")
     assert len(ref["dxs"]) == len(xs)
     for i, (x, expected) in enumerate(zip(xs, ref["dxs"])):
-        _close(x.grad, expected, f"gradient of input {i}")
+        assert_close(x.grad, expected, f"gradient of input {i}")
 
 
 def _upsampling(case):
@@ -272,18 +219,18 @@ def _upsampling(case):
 
 def test_tfjs_nearest_upsampling_gradient_misreads_dy_after_the_first_sample(tfjs):
     case = CASES["upsampling_nearest_batch2"]
-    ref = _reference(tfjs, "upsampling_nearest_batch2")
+    ref = reference(tfjs, "upsampling_nearest_batch2")
     y, x = _upsampling(case)
     y.backward(case["dy"])
-    _close(y.numpy(), ref["y"], "y")
-    _close(x.grad[0], ref["dx"][0], "dx of the first sample")
+    assert_close(y.numpy(), ref["y"], "y")
+    assert_close(x.grad[0], ref["dx"][0], "dx of the first sample")
     # TF.js reads sample 1's dy at offset 1 * (input sample size) instead of 1 * (output sample
     # size): its dx is the exact gradient of that misplaced slice of dy.
     sample = case["x"][0].size
     misread = case["dy"].ravel()[sample : sample + case["dy"][0].size].reshape(case["dy"][0].shape)
     y, x = _upsampling({**case, "x": case["x"][1:]})
     y.backward(misread[None])
-    _close(x.grad[0], ref["dx"][1], "TF.js's dx of the second sample, from the misread dy")
+    assert_close(x.grad[0], ref["dx"][1], "TF.js's dx of the second sample, from the misread dy")
 
 
 def test_tfjs_bilinear_gradient_of_non_square_images_has_height_and_width_swapped(tfjs):

@@ -2,8 +2,10 @@
 
 ``run_tfjs(cases)`` sends a whole batch of cases to one ``node tests/tfjs/reference.js`` process
 (starting Node and TF.js dominates the cost of a case) and returns one result per case, with
-arrays decoded to float32 NumPy arrays. The case and result formats are described at the top of
-``tests/tfjs/reference.js``. Without Node or the npm packages the calling test is skipped.
+arrays decoded to float32 NumPy arrays; ``script=MERGE_SCRIPT`` sends them to
+``tests/tfjs/reference_merge.js`` instead. The case and result formats are described at the top of
+those scripts and in ``tests/tfjs/common.js``. Without Node or the npm packages the calling test
+is skipped.
 """
 
 import base64
@@ -17,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "tfjs" / "reference.js"
+MERGE_SCRIPT = ROOT / "tests" / "tfjs" / "reference_merge.js"
 LAYERS_MODEL_SCRIPT = ROOT / "tests" / "tfjs" / "layers_model.js"
 TFJS_PACKAGE = ROOT / "node_modules" / "@tensorflow" / "tfjs" / "package.json"
 
@@ -62,18 +65,13 @@ def skip_reason():
     return None
 
 
-def run_tfjs(cases, timeout=120):
-    """Results for `cases` (dicts whose NumPy arrays are encoded on the way) in the same order.
-
-    A case TF.js could not compute comes back as ``{"error": message}``; a crash of the whole
-    process or a timeout raises. Skips the calling test when Node or TF.js is missing.
-    """
+def _run_node(script, args=(), job=None, timeout=120):
+    """stdout of ``node script *args`` fed `job` on stdin; skips the test when TF.js is missing."""
     reason = skip_reason()
     if reason is not None:
-        pytest.skip(f"TF.js reference unavailable: {reason}")
-    job = json.dumps({"cases": _encode_tree(list(cases))})
+        pytest.skip(f"TF.js unavailable: {reason}")
     proc = subprocess.run(
-        ["node", str(SCRIPT)],
+        ["node", str(script), *args],
         input=job,
         capture_output=True,
         text=True,
@@ -82,35 +80,34 @@ def run_tfjs(cases, timeout=120):
         check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"reference.js failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    out = json.loads(proc.stdout)
+        command = " ".join([script.name, *args[:1]])
+        raise RuntimeError(f"{command} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+def _results(out, cases, script):
+    """The decoded results of a script's output `out` for `cases`, once it is known complete."""
     if out["backend"] != "cpu":
-        raise RuntimeError(f"reference ran on backend {out['backend']!r}, expected 'cpu'")
+        raise RuntimeError(f"{script.name} ran on backend {out['backend']!r}, expected 'cpu'")
     results = decode(out["results"])
     if len(results) != len(cases):
         raise RuntimeError(f"{len(cases)} cases sent, {len(results)} results came back")
     return results
 
 
+def run_tfjs(cases, timeout=120, script=SCRIPT):
+    """Results for `cases` (dicts whose NumPy arrays are encoded on the way) in the same order.
+
+    A case TF.js could not compute comes back as ``{"error": message}``; a crash of the whole
+    process or a timeout raises. Skips the calling test when Node or TF.js is missing.
+    """
+    job = json.dumps({"cases": _encode_tree(list(cases))})
+    return _results(json.loads(_run_node(script, job=job, timeout=timeout)), cases, script)
+
+
 def run_layers_model(command, cases, workdir):
     """Results of `layers_model.js command` for `cases`, from one Node process, arrays decoded."""
-    reason = skip_reason()
-    if reason is not None:
-        pytest.skip(f"TF.js unavailable: {reason}")
     job, out = workdir / f"{command}-job.json", workdir / f"{command}-out.json"
     job.write_text(json.dumps({"cases": cases}))
-    proc = subprocess.run(
-        ["node", str(LAYERS_MODEL_SCRIPT), command, str(job), str(out)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"layers_model.js {command} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
-        )
-    result = json.loads(out.read_text())
-    if result["backend"] != "cpu":
-        raise RuntimeError(f"TF.js ran on backend {result['backend']!r}, expected 'cpu'")
-    results = decode(result["results"])
-    if len(results) != len(cases):
-        raise RuntimeError(f"{len(cases)} cases sent, {len(results)} results came back")
-    return results
+    _run_node(LAYERS_MODEL_SCRIPT, [command, str(job), str(out)])
+    return _results(json.loads(out.read_text()), cases, LAYERS_MODEL_SCRIPT)

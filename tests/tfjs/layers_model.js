@@ -14,52 +14,16 @@
 //     and reloads it from there, and returns {"outputs", "weights"} of the reloaded model (plus
 //     "quantized": {"outputs", "weights", "entries"} for the quantized copy).
 //
-// One process runs a whole batch: starting Node and TF.js costs far more than any single case.
-// A failing case yields {"error": "..."} and the batch goes on. Arrays travel as {"dtype":
-// "float32", "shape", "b64"} (little-endian float32 bytes), as in reference.js, so that no value
-// is rounded through decimal text.
+// As in every script here (common.js), one process runs a whole batch, a failing case yields
+// {"error": "..."} while the batch goes on, and arrays travel as little-endian float32 bytes.
 'use strict';
 
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
-const tf = require('@tensorflow/tfjs');
-
-// The JSON result goes to a file, but TF.js's informational logging must not reach stdout
-// either, where a caller may parse it.
-console.log = console.error;
-// The cpu backend warns once that tfjs-node would be faster; PROD silences only such notices.
-tf.env().set('PROD', true);
-
-if (os.endianness() !== 'LE') {
-    throw new Error('the array codec assumes a little-endian host');
-}
+const {tf, decode, encode, runJob, runMain} = require('./common');
 
 const MODEL_FILE = 'model.json';
 const SHARD_FILE = 'group1-shard1of1.bin';
-
-function decode(a) {
-    if (a.dtype !== 'float32') {
-        throw new Error(`unsupported dtype ${a.dtype}: the codec carries float32 only`);
-    }
-    const buf = Buffer.from(a.b64, 'base64');
-    // Copy into a fresh, aligned ArrayBuffer: a Buffer may be a view at an odd offset of a pool.
-    const values = new Float32Array(buf.byteLength / 4);
-    new Uint8Array(values.buffer).set(buf);
-    return tf.tensor(values, a.shape, 'float32');
-}
-
-function encode(t) {
-    const values = t.dataSync();
-    if (!(values instanceof Float32Array)) {
-        throw new Error(`cannot encode a ${t.dtype} tensor`);
-    }
-    return {
-        dtype: 'float32',
-        shape: t.shape,
-        b64: Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('base64'),
-    };
-}
 
 function toArrayBuffer(buffer) {
     return buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength);
@@ -291,30 +255,11 @@ async function runBuild(c) {
 
 const COMMANDS = {predict: runPredict, build: runBuild};
 
-async function main() {
+runMain(async () => {
     const [command, jobPath, resultPath] = process.argv.slice(2);
     const run = COMMANDS[command];
     if (!run || !jobPath || !resultPath) {
         throw new Error('usage: layers_model.js (predict | build) JOB.json OUT.json');
     }
-    const job = JSON.parse(fs.readFileSync(jobPath, 'utf8'));
-    await tf.setBackend('cpu');
-    const results = [];
-    for (const c of job.cases) {
-        try {
-            results.push(await run(c));
-        } catch (err) {
-            results.push({error: `${err.name}: ${err.message}`});
-        } finally {
-            // Variables outlive tidy scopes; dropping them keeps one case from seeing another's.
-            tf.disposeVariables();
-        }
-    }
-    const out = {backend: tf.getBackend(), version: tf.version.tfjs, results};
-    fs.writeFileSync(resultPath, JSON.stringify(out));
-}
-
-main().catch((err) => {
-    process.stderr.write(`${err.stack || err}\n`);
-    process.exit(1);
+    await runJob(jobPath, resultPath, run);
 });

@@ -4,11 +4,8 @@
 // Usage: node tests/tfjs/reference.js [JOB.json | -] [RESULT.json]
 // The job ({"cases": [...]}) is read from the file argument, or from stdin when it is absent or
 // "-"; the result ({"results": [...]}, one entry per case, same order) goes to the second
-// argument or to stdout. A whole batch runs in one process because loading Node and TF.js costs
-// far more than any single case. A failing case yields {"error": "..."} and the batch goes on.
-//
-// Arrays travel as {"dtype": "float32", "shape": [...], "b64": "..."} (little-endian float32
-// bytes) so that no value is rounded through decimal text.
+// argument or to stdout. Batching, the {"error": "..."} of a failing case and the float32 array
+// codec are those of common.js.
 //
 // Where TF.js and Keras 3 define a computation differently, or TF.js cannot compute it or its
 // gradient, the reference computes the Keras 3 definition from other TF.js ops, layers or
@@ -16,52 +13,12 @@
 // formulas, and the case's result names the substitution in its "emulated" field.
 'use strict';
 
-const fs = require('fs');
-const os = require('os');
-const tf = require('@tensorflow/tfjs');
-
-// stdout carries the JSON result; TF.js's informational logging must not mix into it.
-console.log = console.error;
-// The cpu backend warns once that tfjs-node would be faster; PROD silences only such notices.
-tf.env().set('PROD', true);
-
-if (os.endianness() !== 'LE') {
-    throw new Error('the array codec assumes a little-endian host');
-}
+const {tf, decode, encode, uniqueName, runReference} = require('./common');
 
 const KERAS_EPSILON = 1e-7;
 
-function decode(a) {
-    if (a.dtype !== 'float32') {
-        throw new Error(`unsupported dtype ${a.dtype}: the codec carries float32 only`);
-    }
-    const buf = Buffer.from(a.b64, 'base64');
-    // Copy into a fresh, aligned ArrayBuffer: a Buffer may be a view at an odd offset of a pool.
-    const values = new Float32Array(buf.byteLength / 4);
-    new Uint8Array(values.buffer).set(buf);
-    return tf.tensor(values, a.shape, 'float32');
-}
-
-function encode(t) {
-    const values = t.dataSync();
-    if (!(values instanceof Float32Array)) {
-        throw new Error(`cannot encode a ${t.dtype} tensor`);
-    }
-    return {
-        dtype: 'float32',
-        shape: t.shape,
-        b64: Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('base64'),
-    };
-}
-
 function camelCase(snake) {
     return snake.replace(/_(.)/g, (match, letter) => letter.toUpperCase());
-}
-
-let uniqueId = 0;
-function uniqueName(prefix) {
-    uniqueId += 1;
-    return `${prefix}_${uniqueId}`;
 }
 
 // Keras 3 keras.activations.relu / layers.ReLU (keras/src/activations/activations.py,
@@ -462,47 +419,10 @@ async function runModel(c) {
     return result;
 }
 
-const RUNNERS = {
+runReference({
     layer: runLayer,
     activation: runActivation,
     loss: runLoss,
     optimizer: runOptimizer,
     model: runModel,
-};
-
-async function runCase(c) {
-    const runner = RUNNERS[c.kind];
-    if (!runner) {
-        return {error: `unknown case kind ${JSON.stringify(c.kind)}`};
-    }
-    try {
-        return await runner(c);
-    } catch (err) {
-        return {error: `${err.name}: ${err.message}`};
-    } finally {
-        // Variables outlive tidy scopes; dropping them keeps one case from seeing another's.
-        tf.disposeVariables();
-    }
-}
-
-async function main() {
-    const [jobPath, resultPath] = process.argv.slice(2);
-    const text = fs.readFileSync(jobPath && jobPath !== '-' ? jobPath : 0, 'utf8');
-    const job = JSON.parse(text);
-    await tf.setBackend('cpu');
-    const results = [];
-    for (const c of job.cases) {
-        results.push(await runCase(c));
-    }
-    const out = JSON.stringify({backend: tf.getBackend(), version: tf.version.tfjs, results});
-    if (resultPath) {
-        fs.writeFileSync(resultPath, out);
-    } else {
-        process.stdout.write(out);
-    }
-}
-
-main().catch((err) => {
-    process.stderr.write(`${err.stack || err}\n`);
-    process.exit(1);
 });

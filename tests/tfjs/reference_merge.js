@@ -5,7 +5,8 @@
 // usage `node tests/tfjs/reference_merge.js [JOB.json | -] [RESULT.json]`, a job
 // {"cases": [...]} on stdin or in a file, {"backend", "version", "results": [...]} out, one
 // result per case in order, {"error": "..."} for a case that fails, and arrays as
-// {"dtype": "float32", "shape": [...], "b64": "..."} (little-endian float32 bytes).
+// {"dtype": "float32", "shape": [...], "b64": "..."} (little-endian float32 bytes); common.js
+// implements them for both.
 //
 // A "merge" case is
 //   {"kind": "merge", "class_name": "Add", "config": {...Keras config...},
@@ -26,46 +27,7 @@
 //   gradient does sum) before the TF.js layer takes their maximum.
 'use strict';
 
-const fs = require('fs');
-const os = require('os');
-const tf = require('@tensorflow/tfjs');
-
-// stdout carries the JSON result; TF.js's informational logging must not mix into it.
-console.log = console.error;
-tf.env().set('PROD', true);
-
-if (os.endianness() !== 'LE') {
-    throw new Error('the array codec assumes a little-endian host');
-}
-
-function decode(a) {
-    if (a.dtype !== 'float32') {
-        throw new Error(`unsupported dtype ${a.dtype}: the codec carries float32 only`);
-    }
-    const buf = Buffer.from(a.b64, 'base64');
-    // Copy into a fresh, aligned ArrayBuffer: a Buffer may be a view at an odd offset of a pool.
-    const values = new Float32Array(buf.byteLength / 4);
-    new Uint8Array(values.buffer).set(buf);
-    return tf.tensor(values, a.shape, 'float32');
-}
-
-function encode(t) {
-    const values = t.dataSync();
-    if (!(values instanceof Float32Array)) {
-        throw new Error(`cannot encode a ${t.dtype} tensor`);
-    }
-    return {
-        dtype: 'float32',
-        shape: t.shape,
-        b64: Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('base64'),
-    };
-}
-
-let uniqueId = 0;
-function uniqueName(prefix) {
-    uniqueId += 1;
-    return `${prefix}_${uniqueId}`;
-}
+const {tf, decode, encode, uniqueName, runReference} = require('./common');
 
 // TF.js's Merge.call (tfjs-layers/src/layers/merge.ts) gives lower-rank inputs axes of size 1
 // right after the batch axis before it merges them, as Keras does.
@@ -159,40 +121,4 @@ async function runMerge(c) {
     return result;
 }
 
-const RUNNERS = {merge: runMerge};
-
-async function runCase(c) {
-    const runner = RUNNERS[c.kind];
-    if (!runner) {
-        return {error: `unknown case kind ${JSON.stringify(c.kind)}`};
-    }
-    try {
-        return await runner(c);
-    } catch (err) {
-        return {error: `${err.name}: ${err.message}`};
-    } finally {
-        tf.disposeVariables();
-    }
-}
-
-async function main() {
-    const [jobPath, resultPath] = process.argv.slice(2);
-    const text = fs.readFileSync(jobPath && jobPath !== '-' ? jobPath : 0, 'utf8');
-    const job = JSON.parse(text);
-    await tf.setBackend('cpu');
-    const results = [];
-    for (const c of job.cases) {
-        results.push(await runCase(c));
-    }
-    const out = JSON.stringify({backend: tf.getBackend(), version: tf.version.tfjs, results});
-    if (resultPath) {
-        fs.writeFileSync(resultPath, out);
-    } else {
-        process.stdout.write(out);
-    }
-}
-
-main().catch((err) => {
-    process.stderr.write(`${err.stack || err}\n`);
-    process.exit(1);
-});
+runReference({merge: runMerge});

@@ -1,0 +1,46 @@
+"""Set-up shared by the benchmark scripts: the PyTorch pin, thread limits and the source revision.
+
+The scripts run as ``python benchmarks/<script>.py``, which puts this folder first on sys.path,
+so they import this module as ``_common``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+TORCH_PIN = "torch==2.13.0"
+
+
+def limit_threads(threads: int, torch: Any | None) -> Any | None:
+    """Limit numpy's BLAS (through threadpoolctl) and torch, when given, to ``threads`` threads.
+
+    Returns threadpoolctl's limits, whose ``restore_original_limits()`` undoes them, or None
+    when threadpoolctl is missing.
+    """
+    if torch is not None:
+        torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("note: threadpoolctl is missing, so only OPENBLAS_NUM_THREADS (where set) limits "
+              "numpy's BLAS threads", file=sys.stderr)
+        return None
+    return threadpool_limits(threads)
+
+
+def source_revision() -> str:
+    """The commit of the edgelearn checkout and whether src/ has uncommitted changes."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # --no-optional-locks: only read, never refresh the index others may be using.
+    git = ["git", "--no-optional-locks", "-C", root]
+    try:
+        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "src"],
+                               capture_output=True, check=False).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" + uncommitted changes in src/" if dirty else "")
