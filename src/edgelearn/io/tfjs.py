@@ -119,13 +119,14 @@ def model_artifacts(model: Model, quantize_dtype: str | None = None) -> tuple[di
 
 
 def save(model: Model, path: str | os.PathLike[str], quantize: str | None = None,
-         overwrite: bool = True) -> None:
+         overwrite: bool = True, metadata: dict[str, Any] | None = None) -> None:
     """Write ``model`` as a TF.js layers-model folder, crash-safely.
 
     The new shards are written and synced first, under names the current ``model.json`` does not
     use; then ``model.json`` is replaced in one atomic rename; only then are the old shards
     removed. Whenever the process dies, ``model.json`` and the shards it names form either the
-    old model or the new one.
+    old model or the new one. ``metadata`` (JSON-serialisable) goes into ``model.json`` as
+    ``userDefinedMetadata``, where ``tf.loadLayersModel`` keeps it too.
     """
     target = pathlib.Path(path)
     model_file = target / MODEL_FILE
@@ -135,6 +136,8 @@ def save(model: Model, path: str | os.PathLike[str], quantize: str | None = None
         if not overwrite:
             raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
     content, data = model_artifacts(model, quantize)
+    if metadata is not None:
+        content["userDefinedMetadata"] = metadata
     target.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(target)
     in_use = _referenced_shards(model_file)
@@ -438,6 +441,18 @@ class UrlSource(WeightSource):
         return data
 
 
+def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``userDefinedMetadata`` of a saved layers model (an empty dict when it has none)."""
+    location = pathlib.Path(path)
+    model_file = location / MODEL_FILE if location.is_dir() else location
+    if not model_file.is_file():
+        raise FileNotFoundError(f"No TF.js model at {location}: expected a folder with {MODEL_FILE}")
+    metadata = _parse_json(model_file.read_bytes(), str(model_file)).get("userDefinedMetadata") or {}
+    if not isinstance(metadata, dict):
+        raise ModelFormatError(f"{model_file}: 'userDefinedMetadata' must be a JSON object")
+    return metadata
+
+
 def _load_url(url: str, timeout: float = 30.0) -> Model:
     def fetch(address: str) -> bytes:
         with urllib.request.urlopen(address, timeout=timeout) as response:  # http(s) only
@@ -448,6 +463,7 @@ def _load_url(url: str, timeout: float = 30.0) -> Model:
 
 
 __all__ = [
-    "FolderSource", "ModelFormatError", "UrlSource", "WeightSource", "load", "model_artifacts",
+    "FolderSource", "ModelFormatError", "UrlSource", "WeightSource", "load", "load_metadata",
+    "model_artifacts",
     "model_from_artifacts", "quantize", "save",
 ]

@@ -209,15 +209,17 @@ class Model:
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self.layers)
 
-    def save(self, path: str, quantize: str | None = None, overwrite: bool = True) -> None:
+    def save(self, path: str, quantize: str | None = None, overwrite: bool = True,
+             metadata: dict[str, Any] | None = None) -> None:
         """Save as a TensorFlow.js layers model folder (``model.json`` + weight shards) that
         ``tf.loadLayersModel`` and :func:`edgelearn.load_model` read; see docs/formats.md.
 
-        ``quantize`` ('uint8', 'uint16' or 'float16') stores smaller, approximate weights.
+        ``quantize`` ('uint8', 'uint16' or 'float16') stores smaller, approximate weights;
+        ``metadata`` is stored as the model's ``userDefinedMetadata``.
         """
         from edgelearn.io import tfjs
 
-        tfjs.save(self, path, quantize=quantize, overwrite=overwrite)
+        tfjs.save(self, path, quantize=quantize, overwrite=overwrite, metadata=metadata)
 
     # ----------------------------------------------------------------- compile
     def compile(
@@ -391,7 +393,9 @@ class Model:
         shuffle: bool = True,
         initial_epoch: int = 0,
     ) -> callbacks_module.History:
-        """Train for ``epochs`` epochs; calling it again continues from the current weights.
+        """Train from epoch ``initial_epoch`` up to epoch ``epochs`` (as in Keras, ``epochs`` is
+        the number of the last epoch, not a count); calling it again continues from the current
+        weights.
 
         ``validation_split`` holds out the last fraction of ``x``/``y`` (before shuffling), as
         Keras does. Returns a History whose ``.history`` has per-epoch ``loss``, the metrics, and
@@ -430,12 +434,12 @@ class Model:
         callback_list = callbacks_module.CallbackList(
             [*(callbacks or []), *extra, history],
             self,
-            {"epochs": initial_epoch + epochs, "steps": steps, "verbose": verbose},
+            {"epochs": epochs, "steps": steps, "verbose": verbose},
         )
         self.stop_training = False
         logs: dict[str, float] = {}
         callback_list.on_train_begin(logs)
-        for epoch in range(initial_epoch, initial_epoch + epochs):
+        for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch, {})
             totals: dict[str, float] = {}
             seen = 0
