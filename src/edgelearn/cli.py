@@ -37,6 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     mnist.add_argument("--batch-size", type=_positive_int, default=64)
     mnist.add_argument("--seed", type=int, default=mnist_demo.DEFAULT_SEED,
                        help="random seed (default: %(default)s)")
+    transfer = demos.add_parser(
+        "transfer", help="few-shot Fashion-MNIST: MobileNetV2 + KNN / head, an own base "
+        "transferred to new classes, and blank training, side by side"
+    )
+    transfer.add_argument("--shots", type=_positive_int, nargs="+", default=[1, 5, 10, 20, 50],
+                          help="examples per class (default: 1 5 10 20 50)")
+    transfer.add_argument("--size", type=_positive_int, default=96,
+                          help="MobileNetV2 input size in pixels, >= 32 (default: %(default)s)")
+    transfer.add_argument("--seed", type=int, default=0)
+    transfer.add_argument("--base-epochs", type=_positive_int, default=3,
+                          help="epochs of the own base on classes 0-5 (default: %(default)s)")
 
     convert = commands.add_parser(
         "convert", help="convert a Keras (.keras/.h5) or TF.js model to a TF.js layers-model folder"
@@ -86,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo" and args.demo == "mnist":
             mnist_demo.run(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+        elif args.command == "demo" and args.demo == "transfer":
+            from edgelearn.demos import transfer as transfer_demo
+
+            transfer_demo.run(shots=args.shots, size=args.size, seed=args.seed,
+                              base_epochs=args.base_epochs)
         elif args.command == "convert":
             _convert(args.source, args.destination, args.quantize, args.overwrite)
         elif args.command == "info":
