@@ -260,12 +260,12 @@ def test_nsfwjs_weights_need_the_backbone_at_alpha_1():
 
 @needs_nsfwjs
 def test_incompatible_model_paths_list_what_does_not_fit(nsfwjs_folder):
-    with pytest.raises(ValueError, match=r"1 layers missing there: predictions"):
+    with pytest.raises(ValueError, match=r"no weights for layer 'predictions'$"):
         MobileNetV2(weights=nsfwjs_folder)
-    with pytest.raises(ValueError, match=r"layers with other weight shapes: Conv1 \(needs "
-                                         r"\[\(3, 3, 3, 16\)\], found \[\(3, 3, 3, 32\)\]\)"):
+    with pytest.raises(ValueError, match=r"weight 'Conv1/kernel' has shape \[3, 3, 3, 32\] in "
+                                         r"its layer 'Conv1' but the model needs \[3, 3, 3, 16\]"):
         MobileNetV2(alpha=0.35, include_top=False, weights=nsfwjs_folder)
-    with pytest.raises(ValueError, match=r"layers missing there: conv1; conv1_bn; conv_dw_1"):
+    with pytest.raises(ValueError, match=r"no weights for layers 'conv1', 'conv1_bn', 'conv_dw_1'"):
         MobileNet(include_top=False, weights=nsfwjs_folder)
 
 
@@ -338,13 +338,44 @@ def test_imagenet_weights_load_by_name_from_the_keras_file_layout(tmp_path, monk
     assert requested[-1][1] == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
 
 
-def test_keras3_weights_files_are_refused_with_a_reason(tmp_path):
+def test_weights_load_by_name_from_a_keras_3_weights_file(tmp_path):
+    """Keras 3 keys weights by class and position, and records each layer's name beside them:
+    the backbone takes its layers' weights from a whole model's file by those names."""
     h5py = pytest.importorskip("h5py")
+    source = MobileNetV2((96, 96, 3), alpha=0.35, classes=5, weights=None)
     path = tmp_path / "model.weights.h5"
-    with h5py.File(path, "w") as h5:  # Keras 3 keys weights by class and position, not name
-        h5["layers/conv2d/vars/0"] = np.zeros(3, np.float32)
-    with pytest.raises(ValueError, match="no Keras 2 'layer_names' attribute"):
+    with h5py.File(path, "w") as h5:
+        for index, layer in enumerate(source.layers):
+            group = h5.create_group(f"layers/{type(layer).__name__.lower()}_{index}/vars")
+            group.attrs["name"] = layer.name
+            for i, value in enumerate(layer.get_weights()):
+                group[str(i)] = value
+    model = MobileNetV2((128, 128, 3), alpha=0.35, include_top=False, weights=path)
+    assert model.pretrained_weights == str(path)
+    for a, b in zip(model.get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with h5py.File(path, "r+") as h5:  # not every Keras 3 version records the names
+        del h5["layers/conv2d_1/vars"].attrs["name"]
+    with pytest.raises(ValueError, match="does not record the name of its layer"):
         MobileNetV2((96, 96, 3), alpha=0.35, include_top=False, weights=path)
+
+
+def test_fetch_caches_hdf5_downloads_and_refuses_anything_else(tmp_path):
+    cache = tmp_path / "cache"
+    sent = tmp_path / "weights.h5"
+    sent.write_bytes(el.io.keras.HDF5_MAGIC + b"rest of the file")
+    dest = cache / "weights.h5"
+    assert mobilenet_v2._fetch(sent.as_uri(), dest) == dest
+    assert dest.read_bytes() == sent.read_bytes()
+    sent.unlink()
+    assert mobilenet_v2._fetch(sent.as_uri(), dest) == dest  # cached: not downloaded again
+    page = tmp_path / "error.html"
+    page.write_text("<html>Not Found</html>")
+    with pytest.raises(mobilenet_v2.DownloadError, match="did not send an HDF5 file"):
+        mobilenet_v2._fetch(page.as_uri(), cache / "page.h5")
+    with pytest.raises(mobilenet_v2.DownloadError, match="cannot download .*missing.h5"):
+        mobilenet_v2._fetch((tmp_path / "missing.h5").as_uri(), cache / "missing.h5")
+    assert list(cache.iterdir()) == [dest]  # nothing else, no partial file
 
 
 def test_auto_weights_prefer_imagenet_then_nsfwjs(tmp_path, monkeypatch, caplog):

@@ -163,28 +163,39 @@ def _fresh_model(name: str) -> el.Model:
     return el.models.model_from_config(keras_io.prepare_config(config, name))
 
 
-@pytest.mark.parametrize("name", ["sequential", "functional"])
-def test_load_weights_reads_a_keras_3_weights_file(tmp_path, expected, name):
-    with zipfile.ZipFile(DATA / f"{name}.keras") as archive:  # what save_weights writes
-        (tmp_path / f"{name}.weights.h5").write_bytes(archive.read(keras_io.WEIGHTS_FILE))
-    model = _fresh_model(name)
-    keras_io.load_weights(model, tmp_path / f"{name}.weights.h5")
-    np.testing.assert_allclose(model.predict(expected[f"{name}_x"]), expected[f"{name}_y"],
-                               rtol=0, atol=FIXTURE_TOL)
+def _keras3_weights(name: str, folder: pathlib.Path) -> pathlib.Path:
+    """The fixture's Keras 3 weights, as save_weights writes them: the archive's member."""
+    path = folder / f"{name}.weights.h5"
+    with zipfile.ZipFile(DATA / f"{name}.keras") as archive:
+        path.write_bytes(archive.read(keras_io.WEIGHTS_FILE))
+    return path
 
 
-@pytest.mark.parametrize("name", ["sequential", "functional"])
-def test_load_weights_reads_a_keras_2_weights_only_file(tmp_path, expected, name):
-    # Keras 2's save_weights writes the model_weights group of a full .h5 file at the root.
-    path = tmp_path / f"{name}_weights.h5"
+def _keras2_weights(name: str, folder: pathlib.Path) -> pathlib.Path:
+    """The fixture's Keras 2 weights: save_weights writes the model_weights group of a full .h5
+    file at the root."""
+    path = folder / f"{name}_weights.h5"
     with h5py.File(DATA / f"{name}.h5", "r") as source, h5py.File(path, "w") as target:
         group = source["model_weights"]
         for key, value in group.attrs.items():
             target.attrs[key] = value
         for key in group:
             group.copy(key, target)
+    return path
+
+
+@pytest.mark.parametrize("name", ["sequential", "functional"])
+def test_load_weights_reads_a_keras_3_weights_file(tmp_path, expected, name):
     model = _fresh_model(name)
-    keras_io.load_weights(model, path)
+    assert keras_io.load_weights(model, _keras3_weights(name, tmp_path)) == []
+    np.testing.assert_allclose(model.predict(expected[f"{name}_x"]), expected[f"{name}_y"],
+                               rtol=0, atol=FIXTURE_TOL)
+
+
+@pytest.mark.parametrize("name", ["sequential", "functional"])
+def test_load_weights_reads_a_keras_2_weights_only_file(tmp_path, expected, name):
+    model = _fresh_model(name)
+    assert keras_io.load_weights(model, _keras2_weights(name, tmp_path)) == []
     np.testing.assert_allclose(model.predict(expected[f"{name}_x"]), expected[f"{name}_y"],
                                rtol=0, atol=FIXTURE_TOL)
 
@@ -193,6 +204,141 @@ def test_load_weights_refuses_a_model_with_other_layers(tmp_path):
     model = el.Sequential([el.layers.Input((8, 8, 3)), el.layers.Conv2D(2, 3)])
     with pytest.raises(ModelFormatError, match=r"holds weights for 5 layers .* model has 1"):
         keras_io.load_weights(model, DATA / "sequential.h5")
+
+
+def test_skip_mismatch_by_position_leaves_the_misfit_layer_alone(tmp_path):
+    path = _keras3_weights("sequential", tmp_path)
+    with h5py.File(path, "r+") as h5:
+        del h5["layers/dense/vars/0"]
+        h5["layers/dense/vars/0"] = np.zeros((7, 3), np.float32)
+    model = _fresh_model("sequential")
+    with pytest.raises(ModelFormatError, match=r"weight 'dense/kernel' has shape \[7, 3\]"):
+        keras_io.load_weights(model, path)
+    dense = model.layers[-1]
+    before = dense.get_weights()
+    with pytest.warns(UserWarning, match="skip_mismatch left 1 layer as it was"):
+        assert keras_io.load_weights(model, path, skip_mismatch=True) == ["dense"]
+    for a, b in zip(dense.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    reference = el.load_model(DATA / "sequential.keras")
+    np.testing.assert_array_equal(model.layers[0].get_weights()[0],
+                                  reference.layers[0].get_weights()[0])
+
+
+# --------------------------------------------------------------------------- by layer name
+BY_NAME_FILES = ["functional.h5", "functional_weights.h5", "functional.weights.h5",
+                 "functional.keras"]
+
+
+def _by_name_file(kind: str, folder: pathlib.Path) -> pathlib.Path:
+    """The functional fixture's weights as a Keras 2 model or weights file, a Keras 3 weights
+    file or a .keras archive."""
+    if kind == "functional_weights.h5":
+        return _keras2_weights("functional", folder)
+    if kind == "functional.weights.h5":
+        return _keras3_weights("functional", folder)
+    return DATA / kind
+
+
+def _functional_part(shared_kernel: int = 1, head: bool = False) -> el.Model:
+    """Two of the functional fixture's layers with weights, under their names, in a model of
+    their own: Keras 3 files key weights by class and position, and there the fixture's
+    shared_conv lies under layers/conv2d_1, so only its name places it here. ``shared_kernel``
+    other than 1 and ``head`` (a layer the fixture lacks) make layers that do not fit."""
+    inputs = el.layers.Input((8, 8, 6))
+    x = el.layers.Conv2D(6, shared_kernel, name="shared_conv")(inputs)
+    x = el.layers.BatchNormalization(name="batch_normalization_1")(x)
+    if head:
+        x = el.layers.Dense(3, name="head")(x)
+    return el.Model(inputs, x)
+
+
+def _reference_weights() -> dict[str, list[np.ndarray]]:
+    return {layer.name: layer.get_weights()
+            for layer in el.load_model(DATA / "functional.keras").layers}
+
+
+def _assert_weights(layer: el.layers.Layer, arrays: list[np.ndarray]) -> None:
+    assert len(layer.get_weights()) == len(arrays)
+    for a, b in zip(layer.get_weights(), arrays):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", BY_NAME_FILES)
+def test_load_weights_by_name_gives_each_layer_its_own(tmp_path, kind):
+    model = _functional_part()
+    assert keras_io.load_weights(model, _by_name_file(kind, tmp_path), by_name=True) == []
+    reference = _reference_weights()
+    for layer in model.layers[1:]:
+        _assert_weights(layer, reference[layer.name])
+
+
+@pytest.mark.parametrize("kind", BY_NAME_FILES)
+def test_load_weights_by_name_lists_missing_and_misfit_layers(tmp_path, kind):
+    model = _functional_part(shared_kernel=3, head=True)
+    before = model.get_weights()
+    message = (r"the file has no weights for layer 'head'; weight 'shared_conv/kernel' has shape "
+               r"\[1, 1, 6, 6\] in \S+ but the model needs \[3, 3, 6, 6\]")
+    with pytest.raises(ModelFormatError, match=message):
+        keras_io.load_weights(model, _by_name_file(kind, tmp_path), by_name=True)
+    for a, b in zip(model.get_weights(), before):  # nothing assigned, not even what fits
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", BY_NAME_FILES)
+def test_skip_mismatch_by_name_loads_what_fits_and_names_the_rest(tmp_path, kind):
+    model = _functional_part(shared_kernel=3, head=True)
+    layers = {layer.name: layer for layer in model.layers}
+    before = {name: layers[name].get_weights() for name in ("shared_conv", "head")}
+    path = _by_name_file(kind, tmp_path)
+    with pytest.warns(UserWarning, match=r"left 2 layers as they were: the file has no weights "
+                                         r"for layer 'head'; weight 'shared_conv/kernel'"):
+        skipped = keras_io.load_weights(model, path, by_name=True, skip_mismatch=True)
+    assert skipped == ["head", "shared_conv"]
+    for name, arrays in before.items():
+        _assert_weights(layers[name], arrays)
+    _assert_weights(layers["batch_normalization_1"], _reference_weights()["batch_normalization_1"])
+
+
+def test_keras3_by_name_takes_names_from_the_archive_config_where_none_are_recorded(tmp_path):
+    """Not every Keras 3 version records each layer's name beside its weights."""
+    def unname(h5):
+        for key in h5["layers"]:
+            del h5[f"layers/{key}/vars"].attrs["name"]
+
+    bare = _keras3_weights("functional", tmp_path)
+    with h5py.File(bare, "r+") as h5:
+        unname(h5)
+    with pytest.raises(ModelFormatError, match=r"layers/\w+/vars does not record the name of "
+                                               r"its layer.*by_name=False"):
+        keras_io.load_weights(_functional_part(), bare, by_name=True)
+    archive = _copy("functional.keras", tmp_path)
+    _edit_archive_weights(archive, unname)
+    model = _functional_part()
+    keras_io.load_weights(model, archive, by_name=True)
+    _assert_weights(model.layers[1], _reference_weights()["shared_conv"])
+    _edit_archive_weights(archive, lambda h5: h5["layers/conv2d_1/vars"].attrs.__setitem__(
+        "name", "other"))
+    with pytest.raises(ModelFormatError, match=r"layers/conv2d_1/vars holds the weights of layer "
+                                               r"'other' but the config puts layer 'shared_conv'"):
+        keras_io.load_weights(model, archive, by_name=True)
+
+
+def test_set_weights_by_name_takes_arrays_from_anywhere():
+    reference = _reference_weights()
+    model = _functional_part()
+    assert keras_io.set_weights_by_name(model, reference, "functional.keras") == []
+    _assert_weights(model.layers[1], reference["shared_conv"])
+    misfit = {**reference, "shared_conv": [np.zeros((1, 1, 6, 2)), np.zeros(2)]}
+    message = (r"by hand: weight 'shared_conv/kernel' has shape \[1, 1, 6, 2\] in its layer "
+               r"'shared_conv' but the model needs \[1, 1, 6, 6\]")
+    with pytest.raises(ModelFormatError, match=message):
+        keras_io.set_weights_by_name(model, misfit, "by hand")
+    deep = el.Sequential([el.layers.Input((4,)), *(el.layers.Dense(4, name=f"d{i}")
+                                                   for i in range(8))])
+    with pytest.raises(ModelFormatError, match=r"no weights for layers 'd0', 'd1', 'd2', 'd3', "
+                                               r"'d4', 'd5' and 2 more$"):
+        keras_io.set_weights_by_name(deep, reference, "functional.keras")
 
 
 # --------------------------------------------------------------------------- real Keras 2 file
@@ -454,3 +600,28 @@ def test_fer_emotion_model_matches_keras_live(keras_module, fer_model_path, fer_
     np.testing.assert_allclose(el.load_model(fer_model_path).predict(x), reference, rtol=0,
                                atol=FER_TOL)
     np.testing.assert_allclose(fer_reference["keras_predictions"], reference, rtol=0, atol=1e-6)
+
+
+@pytest.mark.keras_reference
+def test_by_name_loads_and_skips_what_keras_by_name_does(keras_module):
+    """Keras' own load_weights(by_name=True, skip_mismatch=True), on the same Keras 2 file and
+    the same layers, loads what edgelearn loads and skips what it skips. Keras' legacy loader
+    skips weight by weight (it still gives the misfit convolution its bias, whose shape fits);
+    edgelearn leaves a layer that does not fit as it was, so that none is half loaded."""
+    keras = keras_module
+    inputs = keras.Input((8, 8, 6))
+    x = keras.layers.Conv2D(6, 3, name="shared_conv")(inputs)
+    x = keras.layers.BatchNormalization(name="batch_normalization_1")(x)
+    theirs = keras.Model(inputs, keras.layers.Dense(3, name="head")(x))
+    before = {layer.name: layer.get_weights() for layer in theirs.layers}
+    with pytest.warns(UserWarning):  # Keras warns of the shape mismatch it skips
+        theirs.load_weights(str(DATA / "functional.h5"), by_name=True, skip_mismatch=True)
+    ours = _functional_part(shared_kernel=3, head=True)
+    with pytest.warns(UserWarning):
+        skipped = keras_io.load_weights(ours, DATA / "functional.h5", by_name=True,
+                                        skip_mismatch=True)
+    assert skipped == ["head", "shared_conv"]
+    _assert_weights(theirs.get_layer("head"), before["head"])
+    np.testing.assert_array_equal(theirs.get_layer("shared_conv").get_weights()[0],
+                                  before["shared_conv"][0])
+    _assert_weights(ours.layers[2], theirs.get_layer("batch_normalization_1").get_weights())

@@ -41,9 +41,9 @@ from edgelearn.applications.mobilenet_v2 import (
     _check_weights_argument,
     _fetch,
     _image_input,
+    _load_weights_by_name,
     _log_weights,
     _obtain_input_shape,
-    _set_weights_by_name,
     decode_predictions,
 )
 from edgelearn.home import cache_dir
@@ -190,10 +190,10 @@ def MobileNet(
     model = Model(inputs, x, name=name or f"mobilenet_{alpha:0.2f}_{model_rows}")
 
     if weights_path is not None:
-        _set_weights_by_name(model, weights_path)
+        _load_weights_by_name(model, weights_path)
         _log_weights(function, "imagenet", f" ({weights_path.name})")
     elif weights is not None:
-        _set_weights_by_name(model, weights)
+        _load_weights_by_name(model, weights)
         _log_weights(function, str(weights))
     else:
         _log_weights(function, None)

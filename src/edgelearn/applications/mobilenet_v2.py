@@ -19,8 +19,9 @@ Weights (the ``weights`` argument):
   extractor, not an ImageNet classifier. nsfwjs feeds it pixels scaled to [0, 1]:
   ``preprocess_input(x, weights="nsfwjs")``.
 - a path: any TF.js layers-model folder (or its ``model.json``), Keras ``.h5`` (model or
-  weights-only) or ``.keras`` file; each layer of the new model that has weights takes those of
-  the layer of the same name there, whose shapes must be identical.
+  weights-only), Keras 3 ``.weights.h5`` or ``.keras`` file; each layer of the new model that has
+  weights takes those of the layer of the same name there, whose shapes must be identical
+  (:func:`edgelearn.io.keras.load_weights` with ``by_name=True``).
 - ``None``: random initialization.
 - ``"auto"`` (default): ``"imagenet"`` when the file is cached or can be downloaded, else
   ``"nsfwjs"`` for ``include_top=False``. Which weights are used, and what they were trained
@@ -37,27 +38,24 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
 import pathlib
-import tempfile
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from edgelearn import layers
 from edgelearn.home import cache_dir
-from edgelearn.io import ModelFormatError, load_model
 from edgelearn.io import keras as keras_io
+from edgelearn.io import load_model
 from edgelearn.layers import InputLayer
 from edgelearn.layers.graph import KerasTensor
 from edgelearn.models import Model
-from edgelearn.utils.files import ChecksumError, download, sha256_file
+from edgelearn.utils.files import ChecksumError, atomic_write_bytes, download, sha256_file
 
 logger = logging.getLogger("edgelearn.applications")
 
@@ -359,129 +357,38 @@ def _image_input(input_shape: tuple[int | None, ...],
 # --------------------------------------------------------------------------- weights by name
 def _fetch(url: str, dest: pathlib.Path, timeout: float = 10.0) -> pathlib.Path:
     """``dest`` if cached, else ``url`` downloaded there. Keras publishes no hash for its
-    applications weights, so only the HDF5 signature is checked (an error page is refused); the
-    temporary file is renamed into place once complete."""
+    applications weights, so only the HDF5 signature is checked (an error page is refused). The
+    files are tens of megabytes at most: read whole, then written atomically."""
     if dest.is_file():
         return dest
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    temp = pathlib.Path(name)
     try:
-        with (os.fdopen(fd, "wb") as handle,
-              urllib.request.urlopen(url, timeout=timeout) as response):
-            for chunk in iter(lambda: response.read(1 << 20), b""):
-                handle.write(chunk)
-        if keras_io.sniff(temp) != "hdf5":
-            raise DownloadError(f"{url} did not send an HDF5 file")
-        os.replace(temp, dest)
-    except DownloadError:
-        raise
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data = response.read()
+        if data.startswith(keras_io.HDF5_MAGIC):
+            atomic_write_bytes(dest, data)
+            return dest
     except OSError as error:  # urllib's URLError and timeouts are OSErrors too
         raise DownloadError(f"cannot download {url}: {error}") from None
-    finally:
-        temp.unlink(missing_ok=True)
-    return dest
+    raise DownloadError(f"{url} did not send an HDF5 file")
 
 
-def _h5_child(group: Any, name: str, source: str) -> Any:
-    """``group[name]``, which must be a plain (hard-linked) member: soft and external links,
-    which point elsewhere or into other files, are refused, as edgelearn.io.keras does."""
-    import h5py
-
-    where = f"{source}: {group.name.rstrip('/')}/{name}"
-    link = group.get(name, getlink=True)
-    if link is None:
-        raise ModelFormatError(f"{where} is missing")
-    if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
-        raise ModelFormatError(f"{where} is a link; only plain groups and datasets are read")
-    return group[name]
-
-
-def _h5_layer_weights(h5: Any, source: str) -> dict[str, list[Any]]:
-    """The datasets of each layer of a Keras 2 HDF5 file (``model.save`` or ``save_weights``:
-    ``layer_names`` / ``weight_names`` attributes), in each layer's weights order; read later."""
-    import h5py
-
-    group = _h5_child(h5, "model_weights", source) if "model_weights" in h5 else h5
-    if "layer_names" not in group.attrs:
-        raise ModelFormatError(
-            f"{source} has no Keras 2 'layer_names' attribute: weights match by layer name only "
-            "from Keras 2 .h5 files; load Keras 3 files as .keras archives"
-        )
-    named: dict[str, list[Any]] = {}
-    for raw in np.asarray(group.attrs["layer_names"]).reshape(-1):
-        name = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-        layer_group = _h5_child(group, name, source)
-        datasets = []
-        for weight in np.asarray(layer_group.attrs.get("weight_names", [])).reshape(-1):
-            weight_name = weight.decode("utf-8") if isinstance(weight, bytes) else str(weight)
-            dataset = layer_group
-            for part in weight_name.split("/"):  # "Conv1/kernel:0" is a nested group
-                dataset = _h5_child(dataset, part, source)
-            if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind != "f" or (
-                    dataset.external or dataset.is_virtual):
-                raise ModelFormatError(f"{source}: {name}/{weight_name} is not a float dataset "
-                                       "stored in the file")
-            datasets.append(dataset)
-        named[name] = datasets
-    return named
-
-
-@contextlib.contextmanager
-def _named_weights(path: str | os.PathLike[str]) -> Iterator[dict[str, list[Any]]]:
-    """Each layer's weights (arrays, or HDF5 datasets read on demand) by layer name, from a
-    TF.js layers-model folder or model.json, a Keras .keras archive or a Keras 2 .h5 file."""
+def _load_weights_by_name(model: Model, path: str | os.PathLike[str]) -> None:
+    """Give each layer of ``model`` that has weights those of the layer of the same name in the
+    Keras file, or TF.js layers-model folder or model.json, at ``path``; every one must be there
+    with identical shapes, or nothing is assigned."""
     location = pathlib.Path(path)
-    if location.is_file() and location.suffix != ".json" and keras_io.sniff(location) == "hdf5":
-        # Read directly rather than through load_model: weights-only files have no config.
-        try:
-            import h5py
-        except ImportError:
-            raise ImportError(f"Reading {location} needs h5py: {keras_io.INSTALL_HINT}") from None
-        with h5py.File(location, "r") as h5:
-            yield _h5_layer_weights(h5, str(location))
+    if location.is_file() and location.suffix != ".json":
+        keras_io.load_weights(model, location, by_name=True)
         return
-    model = load_model(location)
-    yield {layer.name: layer.get_weights() for layer in model.layers}
-
-
-def _set_weights_by_name(model: Model, path: str | os.PathLike[str]) -> None:
-    """Give each layer of ``model`` that has weights those of the layer of the same name in
-    ``path``; every one must be there with identical shapes, or nothing is assigned."""
-    with _named_weights(path) as named:
-        missing, mismatched, plan = [], [], []
-        for layer in model.layers:
-            if not layer.weights:
-                continue
-            stored = named.get(layer.name)
-            if stored is None:
-                missing.append(layer.name)
-                continue
-            needed = [tuple(w.shape) for w in layer.weights]
-            found = [tuple(s.shape) for s in stored]
-            if needed != found:
-                mismatched.append(f"{layer.name} (needs {needed}, found {found})")
-                continue
-            plan.append((layer, stored))
-        if missing or mismatched:
-            problems = [
-                f"{len(items)} {what}: {'; '.join(items[:6])}{' ...' if len(items) > 6 else ''}"
-                for what, items in (("layers missing there", missing),
-                                    ("layers with other weight shapes", mismatched))
-                if items
-            ]
-            raise ValueError(
-                f"weights={str(path)!r} does not fit model '{model.name}': "
-                f"{'; and '.join(problems)}"
-            )
-        values = [[np.asarray(s[()]) for s in stored] for _, stored in plan]
-    for (layer, _), arrays in zip(plan, values):
-        layer.set_weights(arrays)
+    source = load_model(location)
+    keras_io.set_weights_by_name(
+        model, {layer.name: layer.get_weights() for layer in source.layers}, str(location))
 
 
 def _load_nsfwjs(model: Model) -> None:
     from edgelearn.applications import nsfwjs
 
-    _set_weights_by_name(model, nsfwjs.extract_model("mobilenet_v2"))
+    _load_weights_by_name(model, nsfwjs.extract_model("mobilenet_v2"))
 
 
 def _log_weights(function: str, weights: Any, detail: str = "") -> None:
@@ -643,7 +550,7 @@ def MobileNetV2(
     model = Model(inputs, x, name=name or f"mobilenetv2_{alpha:0.2f}_{model_rows}")
 
     if chosen == "imagenet":
-        _set_weights_by_name(model, weights_path)
+        _load_weights_by_name(model, weights_path)
         _log_weights(function, chosen, f" ({weights_path.name})")
     elif chosen == "nsfwjs":
         try:
@@ -657,7 +564,7 @@ def MobileNetV2(
             ) from None
         _log_weights(function, chosen)
     elif chosen is not None:
-        _set_weights_by_name(model, chosen)
+        _load_weights_by_name(model, chosen)
         _log_weights(function, str(chosen))
     else:
         _log_weights(function, None)

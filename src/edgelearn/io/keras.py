@@ -16,7 +16,7 @@ Both formats hold the model's Keras JSON and its weights in HDF5; they differ in
   ``model_weights/<layer name>/``, whose ``weight_names`` attribute lists the datasets in the
   layer's ``weights`` order (``conv2d_1/kernel:0`` in Keras 2, ``sequential/conv2d/kernel`` in
   Keras 3). Weights-only files (``model.save_weights("x.h5")``) have the same layout at the
-  root; :func:`load_weights` reads those, matching layers by order as Keras does.
+  root; :func:`load_weights` reads those, matching layers by order as Keras does, or by name.
 
 Nothing is unpickled or executed: ``Lambda`` layers (marshalled Python code) are refused, HDF5
 soft and external links and external datasets are refused, and every weight's count and shape is
@@ -53,7 +53,7 @@ import os
 import pathlib
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -144,6 +144,8 @@ def _child(parent: Any, name: str, source: str) -> Any:
     h5py = _h5py()
     current = parent
     for part in name.split("/"):
+        if not isinstance(current, h5py.Group):  # a crafted file may put a dataset on the path
+            raise ModelFormatError(f"{source}: {current.name} must be an HDF5 group")
         link = current.get(part, getlink=True) if part else None
         if link is None:
             return None
@@ -182,11 +184,28 @@ def _walk_dicts(value: Any) -> Iterator[dict[str, Any]]:
             yield from _walk_dicts(item)
 
 
-def _layer_configs(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """The layer entries of a model config, in Keras' ``model.layers`` order."""
-    inner = config.get("config")
-    layers = inner if isinstance(inner, list) else (inner or {}).get("layers", [])
+def _layer_configs(config: Any) -> list[dict[str, Any]]:
+    """The layer entries of a model config, in Keras' ``model.layers`` order (none where the
+    config has no such list)."""
+    inner = config.get("config") if isinstance(config, dict) else None
+    layers = inner.get("layers") if isinstance(inner, dict) else inner
+    if not isinstance(layers, list):
+        return []
     return [layer for layer in layers if isinstance(layer, dict)]
+
+
+def _config_entries(config: Any) -> list[tuple[str, Any]]:
+    """(class name, layer name) of each layer of a model config that Keras 3 keys weights by: all
+    but InputLayer, which Sequential.layers omits and which has none."""
+    entries = []
+    for layer in _layer_configs(config):
+        if layer.get("class_name") == "InputLayer":
+            continue
+        arguments = layer.get("config")
+        named = isinstance(arguments, dict) and "name" in arguments
+        entries.append((str(layer.get("class_name")),
+                        arguments["name"] if named else layer.get("name")))
+    return entries
 
 
 def _drop_inert(mapping: dict[str, Any], inert: dict[str, Any]) -> None:
@@ -272,26 +291,70 @@ def _parse_json(text: Any, source: str, what: str) -> Any:
 # --------------------------------------------------------------------------- weights
 # A plan: per layer, its HDF5 datasets in the layer's weights order, and where they are.
 Plan = list[tuple[Layer, list[Any], str]]
+# Weights found by layer name: each layer's datasets (or arrays), and where they are.
+Named = dict[str, tuple[list[Any], str]]
+# How many problems an error or warning spells out; the rest are counted.
+_LISTED = 6
 
 
-def _assign(plan: Plan, source: str) -> None:
+def _misfit(layer: Layer, datasets: list[Any], where: str) -> str | None:
+    """Why ``datasets`` cannot be ``layer``'s weights (their count or a shape), or None."""
+    if len(datasets) != len(layer.weights):
+        return (f"{where} holds {len(datasets)} weights but layer '{layer.name}' has "
+                f"{len(layer.weights)} ({[w.name for w in layer.weights]})")
+    for variable, dataset in zip(layer.weights, datasets):
+        if tuple(dataset.shape) != variable.shape:
+            return (f"weight '{variable.name}' has shape {list(dataset.shape)} in {where} but the "
+                    f"model needs {list(variable.shape)}")
+    return None
+
+
+def _report(missing: list[str], misfits: list[str]) -> str:
+    """The layers that lack weights and the weights that do not fit, the first few spelled out."""
+    parts = []
+    if missing:
+        names = ", ".join(f"'{name}'" for name in missing[:_LISTED])
+        more = f" and {len(missing) - _LISTED} more" if len(missing) > _LISTED else ""
+        parts.append(f"the file has no weights for layer{'s' * (len(missing) > 1)} {names}{more}")
+    parts.extend(misfits[:_LISTED])
+    if len(misfits) > _LISTED:
+        parts.append(f"and {len(misfits) - _LISTED} more layers whose weights do not fit")
+    return "; ".join(parts)
+
+
+def _assign(plan: Plan, source: str, missing: list[str] | None = None,
+            skip_mismatch: bool = False) -> list[str]:
     """Check every layer's datasets (count and shapes), then read them all, then assign: a bad
-    file leaves the model unchanged."""
+    file leaves the model unchanged. ``missing`` names the layers with weights that the file
+    lacks. With ``skip_mismatch`` those, and the layers whose datasets do not fit, keep their
+    weights (with a warning) rather than failing the load; returns their names."""
+    missing = missing or []
+    misfits = {}
     for layer, datasets, where in plan:
-        if len(datasets) != len(layer.weights):
-            raise ModelFormatError(
-                f"{source}: {where} holds {len(datasets)} weights but layer '{layer.name}' has "
-                f"{len(layer.weights)} ({[w.name for w in layer.weights]})"
-            )
-        for variable, dataset in zip(layer.weights, datasets):
-            if tuple(dataset.shape) != variable.shape:
-                raise ModelFormatError(
-                    f"{source}: weight '{variable.name}' has shape {list(dataset.shape)} in "
-                    f"{where} but the model needs {list(variable.shape)}"
-                )
-    values = [[np.asarray(dataset[()]) for dataset in datasets] for _, datasets, _ in plan]
-    for (layer, _, _), arrays in zip(plan, values):
+        problem = _misfit(layer, datasets, where)
+        if problem is not None:
+            misfits[layer.name] = problem
+    if missing or misfits:
+        report = _report(missing, list(misfits.values()))
+        if not skip_mismatch:
+            raise ModelFormatError(f"{source}: {report}")
+        skipped = len(missing) + len(misfits)
+        warnings.warn(f"{source}: skip_mismatch left {skipped} layer{'s' * (skipped > 1)} as "
+                      f"{'they were' if skipped > 1 else 'it was'}: {report}", UserWarning,
+                      stacklevel=3)
+    fitting = [(layer, datasets) for layer, datasets, _ in plan if layer.name not in misfits]
+    values = [[np.asarray(dataset[()]) for dataset in datasets] for _, datasets in fitting]
+    for (layer, _), arrays in zip(fitting, values):
         layer.set_weights(arrays)
+    return [*missing, *misfits]
+
+
+def _plan_by_name(layers: list[Layer], named: Named) -> tuple[Plan, list[str]]:
+    """The layers found in ``named`` with their weights, and the names of the layers with
+    weights that ``named`` lacks."""
+    plan = [(layer, *named[layer.name]) for layer in layers if layer.name in named]
+    missing = [layer.name for layer in layers if layer.weights and layer.name not in named]
+    return plan, missing
 
 
 def _keras3_keys(class_names: list[str]) -> list[str]:
@@ -305,36 +368,82 @@ def _keras3_keys(class_names: list[str]) -> list[str]:
     return keys
 
 
+def _keras3_prefix(h5: Any) -> str:
+    if "layers" not in h5 and "_layer_checkpoint_dependencies" in h5:
+        return "_layer_checkpoint_dependencies"  # tf.keras 2.13-2.15
+    return "layers"
+
+
+def _keras3_vars(group: Any, path: str, source: str) -> list[Any]:
+    """The datasets ``0``, ``1``, ... of the ``vars`` group at ``path`` (None: no weights)."""
+    if group is not None and not isinstance(group, _h5py().Group):
+        raise ModelFormatError(f"{source}: {path} must be an HDF5 group")
+    keys = [] if group is None else sorted(group.keys(), key=lambda k: (len(k), k))
+    if keys != [str(i) for i in range(len(keys))]:
+        raise ModelFormatError(
+            f"{source}: {path} must hold datasets named 0, 1, ...; found {keys[:8]}"
+        )
+    return [_checked_dataset(_child(group, k, source), f"{path}/{k}", source) for k in keys]
+
+
+def _vars_name(group: Any, path: str, expected: Any, source: str) -> Any:
+    """The layer name that Keras 3 records on a ``vars`` group (3.15.1 does; not every version
+    did), which must then be ``expected`` (the config's, or None if unknown); where none is
+    recorded, ``expected``."""
+    recorded = group.attrs.get("name")
+    if recorded is None:
+        return expected
+    recorded = str(_decode(recorded))
+    if expected is not None and recorded != expected:
+        raise ModelFormatError(
+            f"{source}: {path} holds the weights of layer '{recorded}' but the config puts "
+            f"layer '{expected}' there; the weights file does not belong to this config"
+        )
+    return recorded
+
+
 def _keras3_plan(h5: Any, entries: list[tuple[str, str]], layers: dict[str, Layer], source: str,
                  check_names: bool) -> Plan:
     """Read the weights of Keras 3's ``layers/<key>/vars`` layout; ``entries`` are the
     (class name, layer name) of ``model.layers`` in Keras' order. With ``check_names``, a layer
     name recorded in the file must be the config's (it may differ for a model built apart)."""
-    prefix = "layers"
-    if prefix not in h5 and "_layer_checkpoint_dependencies" in h5:
-        prefix = "_layer_checkpoint_dependencies"  # tf.keras 2.13-2.15
+    prefix = _keras3_prefix(h5)
     keys = _keras3_keys([class_name for class_name, _ in entries])
     plan, used = [], set()
     for key, (_, name) in zip(keys, entries):
         path = f"{prefix}/{key}/vars"
         group = _child(h5, path, source)
-        recorded = None if group is None else _decode(group.attrs.get("name"))
-        if check_names and recorded is not None and recorded != name:
-            raise ModelFormatError(
-                f"{source}: {path} holds the weights of layer '{recorded}' but the config puts "
-                f"layer '{name}' there; the weights file does not belong to this config"
-            )
-        datasets = [] if group is None else sorted(group.keys(), key=lambda k: (len(k), k))
-        if datasets != [str(i) for i in range(len(datasets))]:
-            raise ModelFormatError(
-                f"{source}: {path} must hold datasets named 0, 1, ...; found {datasets[:8]}"
-            )
-        found = [_checked_dataset(_child(group, k, source), f"{path}/{k}", source)
-                 for k in datasets]
-        used.update(f"/{path}/{k}" for k in datasets)
+        if check_names and group is not None:
+            _vars_name(group, path, name, source)
+        found = _keras3_vars(group, path, source)
+        used.update(f"/{path}/{i}" for i in range(len(found)))
         plan.append((layers[name], found, path))
     _check_no_extra(h5, prefix, used, source)
     return plan
+
+
+def _keras3_named(h5: Any, config_names: dict[str, Any], source: str) -> Named:
+    """The weights of each layer in Keras 3's ``layers/<key>/vars`` layout, by the layer name
+    recorded there or, where none is, by ``config_names[key]`` (from a .keras archive)."""
+    prefix = _keras3_prefix(h5)
+    top = _child(h5, prefix, source)
+    named: Named = {}
+    for key in list(top) if isinstance(top, _h5py().Group) else []:
+        path = f"{prefix}/{key}/vars"
+        group = _child(h5, path, source)
+        if group is None:  # not a layer's group
+            continue
+        datasets = _keras3_vars(group, path, source)
+        name = _vars_name(group, path, config_names.get(key), source)
+        if name is None and datasets:
+            raise ModelFormatError(
+                f"{source}: {path} does not record the name of its layer (not every Keras "
+                "version did), so its weights cannot be matched by name; load the file by "
+                "position (by_name=False), or load the .keras archive, whose config names them"
+            )
+        if name is not None:
+            named[name] = (datasets, path)
+    return named
 
 
 def _check_no_extra(h5: Any, prefix: str, used: set[str], source: str) -> None:
@@ -353,43 +462,26 @@ def _check_no_extra(h5: Any, prefix: str, used: set[str], source: str) -> None:
         raise ModelFormatError(f"{source}: the file has weights the model lacks: {extra[:5]}")
 
 
-def _legacy_groups(group: Any, source: str) -> list[tuple[str, list[Any]]]:
-    """The (layer name, weights) of a Keras 2 weights group, in the file's layer order."""
+def _legacy_named(group: Any, source: str) -> Named:
+    """The weights of each layer of a Keras 2 weights group, by layer name in the file's order."""
     if "layer_names" not in group.attrs:
         raise ModelFormatError(f"{source}: {group.name} lacks the 'layer_names' attribute")
-    result = []
+    named: Named = {}
     for name in _names(group.attrs["layer_names"]):
         layer_group = _child(group, name, source)
         if layer_group is None:
             raise ModelFormatError(
                 f"{source}: layer_names lists '{name}' but {group.name} has no such group"
             )
-        weight_names = _names(layer_group.attrs.get("weight_names", []))
         datasets = []
-        for weight_name in weight_names:
+        for weight_name in _names(layer_group.attrs.get("weight_names", [])):
             dataset = _child(layer_group, weight_name, source)
             where = f"{layer_group.name}/{weight_name}"
             if dataset is None:
                 raise ModelFormatError(f"{source}: weight_names lists {where}, which is missing")
             datasets.append(_checked_dataset(dataset, where, source))
-        result.append((name, datasets))
-    return result
-
-
-def _legacy_plan_by_name(group: Any, layers: dict[str, Layer], source: str) -> Plan:
-    stored = dict(_legacy_groups(group, source))
-    plan = []
-    for name, layer in layers.items():
-        if layer.weights and name not in stored:
-            raise ModelFormatError(f"{source}: the file has no weights for layer '{name}'")
-        if name in stored:
-            plan.append((layer, stored[name], f"{group.name.rstrip('/')}/{name}"))
-    extra = sorted(name for name, datasets in stored.items() if datasets and name not in layers)
-    if extra:
-        raise ModelFormatError(
-            f"{source}: the file has weights for layers the model lacks: {extra[:5]}"
-        )
-    return plan
+        named[name] = (datasets, layer_group.name)
+    return named
 
 
 def _check_legacy_version(h5: Any, source: str) -> None:
@@ -416,8 +508,16 @@ def _load_hdf5(path: pathlib.Path) -> Model:
         group = _child(h5, "model_weights", source)
         if group is None:
             raise ModelFormatError(f"{source} has a model_config but no 'model_weights' group")
-        layers = {layer.name: layer for layer in model.layers}
-        _assign(_legacy_plan_by_name(group, layers, source), source)
+        named = _legacy_named(group, source)
+        plan, missing = _plan_by_name(model.layers, named)
+        names = {layer.name for layer in model.layers}
+        extra = sorted(name for name, (datasets, _) in named.items()
+                       if datasets and name not in names)
+        if extra:
+            raise ModelFormatError(
+                f"{source}: the file has weights for layers the model lacks: {extra[:5]}"
+            )
+        _assign(plan, source, missing)
     return model
 
 
@@ -455,11 +555,7 @@ def _load_archive(path: pathlib.Path) -> Model:
         model, config = _build(_parse_json(config_text, source, CONFIG_FILE), source)
         weights = _archive_member(archive, WEIGHTS_FILE, source, None)
     source = f"{source}:{WEIGHTS_FILE}"
-    entries = [
-        (layer["class_name"], (layer.get("config") or {}).get("name", layer.get("name")))
-        for layer in _layer_configs(config)
-        if layer.get("class_name") != "InputLayer"  # Sequential.layers omits it; no weights
-    ]
+    entries = _config_entries(config)
     layers = {layer.name: layer for layer in model.layers}
     unnamed = [name for _, name in entries if name not in layers]
     if unnamed:
@@ -488,12 +584,25 @@ def load(path: str | os.PathLike[str]) -> Model:
     )
 
 
-def load_weights(model: Model, path: str | os.PathLike[str]) -> None:
-    """Load Keras weights into ``model``, which must have the same layers, built.
+def load_weights(model: Model, path: str | os.PathLike[str], by_name: bool = False,
+                 skip_mismatch: bool = False) -> list[str]:
+    """Load Keras weights into ``model``, built; returns the names of the layers skipped.
 
-    Reads what Keras writes with ``save_weights``: Keras 3 ``.weights.h5`` files (matched as
-    Keras does, by class name and position in ``model.layers``) and Keras 2 ``.h5`` files (layers
-    with weights matched in order); also a full ``.h5`` or ``.keras`` model file's weights.
+    Reads what Keras writes with ``save_weights``: Keras 3 ``.weights.h5`` files and Keras 2
+    ``.h5`` files; also a full ``.h5`` or ``.keras`` model file's weights.
+
+    By default the model must have the file's layers: Keras 3 files are matched as Keras does,
+    by class name and position in ``model.layers``, Keras 2 files by the order of the layers with
+    weights. With ``by_name`` (Keras' ``by_name=True``), each layer takes the weights stored
+    under its name, and the file's other layers are ignored: a backbone takes a whole model's
+    weights. Keras allows that for Keras 2 ``.h5`` files only; here it also reads Keras 3 files,
+    by the layer name Keras 3.15.1 records beside each layer's weights (in a ``.keras`` archive,
+    by its config's names where none is recorded).
+
+    A layer with weights the file lacks, or whose weights differ in count or shape, fails the
+    load, naming every such layer, and leaves the model unchanged (Keras quietly leaves a layer
+    missing from the file as it was). With ``skip_mismatch`` those layers keep their weights
+    instead, with a warning that lists them, and their names are returned.
 
     Example:
         >>> import io, tempfile, h5py, numpy as np, edgelearn as el
@@ -501,41 +610,84 @@ def load_weights(model: Model, path: str | os.PathLike[str]) -> None:
         >>> with h5py.File(path, "w") as h5:
         ...     h5["layers/dense/vars/0"] = np.full((2, 1), 2, np.float32)
         ...     h5["layers/dense/vars/1"] = np.ones(1, np.float32)
+        ...     h5["layers/dense/vars"].attrs["name"] = "out"
         >>> model = el.Sequential([el.layers.Input((2,)), el.layers.Dense(1)])
         >>> load_weights(model, path)
+        []
         >>> model.predict(np.array([[1.0, 1.0]]))
         array([[5.]], dtype=float32)
+        >>> other = el.Sequential([el.layers.Input((2,)), el.layers.Dense(1, name="out"),
+        ...                        el.layers.Dense(3, name="head")])
+        >>> load_weights(other, path, by_name=True, skip_mismatch=True)  # warns: 'head' skipped
+        ['head']
     """
     location = pathlib.Path(path)
     if not location.is_file():
         raise FileNotFoundError(f"No Keras weights file at {location}")
     source, kind = str(location), sniff(location)
     file: Any = location
+    config_names: dict[str, Any] = {}
     if kind == "zip":
         with _open_archive(location) as archive:
             file = io.BytesIO(_archive_member(archive, WEIGHTS_FILE, source, None))
+            if by_name:  # the config names the layers where older Keras 3 files record none
+                config = _parse_json(
+                    _archive_member(archive, CONFIG_FILE, source, _MAX_CONFIG_BYTES), source,
+                    CONFIG_FILE)
+                entries = _config_entries(config)
+                keys = _keras3_keys([class_name for class_name, _ in entries])
+                config_names = {key: name for key, (_, name) in zip(keys, entries)}
         source = f"{source}:{WEIGHTS_FILE}"
     elif kind != "hdf5":
         raise ModelFormatError(f"{source} is neither a .keras archive nor an HDF5 file")
     layers = [layer for layer in model.layers if not isinstance(layer, InputLayer)]
     with _open_h5(file, source) as h5:
         if "layer_names" not in h5.attrs and "model_weights" not in h5:  # Keras 3
+            if by_name:
+                plan, missing = _plan_by_name(layers, _keras3_named(h5, config_names, source))
+                return _assign(plan, source, missing, skip_mismatch)
             entries = [(type(layer).__name__, layer.name) for layer in layers]
-            by_name = {layer.name: layer for layer in layers}
-            _assign(_keras3_plan(h5, entries, by_name, source, check_names=False), source)
-            return
+            plan = _keras3_plan(h5, entries, {layer.name: layer for layer in layers}, source,
+                                check_names=False)
+            return _assign(plan, source, skip_mismatch=skip_mismatch)
         _check_legacy_version(h5, source)
-        group = _child(h5, "model_weights", source) or h5
-        stored = [(name, datasets) for name, datasets in _legacy_groups(group, source) if datasets]
+        named = _legacy_named(_child(h5, "model_weights", source) or h5, source)
+        if by_name:
+            plan, missing = _plan_by_name(layers, named)
+            return _assign(plan, source, missing, skip_mismatch)
+        stored = {name: entry for name, entry in named.items() if entry[0]}
         with_weights = [layer for layer in layers if layer.weights]
         if len(stored) != len(with_weights):
             raise ModelFormatError(
-                f"{source} holds weights for {len(stored)} layers "
-                f"({[name for name, _ in stored][:8]}) but the model has {len(with_weights)} "
-                f"layers with weights ({[layer.name for layer in with_weights][:8]})"
+                f"{source} holds weights for {len(stored)} layers ({list(stored)[:8]}) but the "
+                f"model has {len(with_weights)} layers with weights "
+                f"({[layer.name for layer in with_weights][:8]})"
             )
-        _assign([(layer, datasets, f"{group.name.rstrip('/')}/{name}")
-                 for layer, (name, datasets) in zip(with_weights, stored)], source)
+        plan = [(layer, *entry) for layer, entry in zip(with_weights, stored.values())]
+        return _assign(plan, source, skip_mismatch=skip_mismatch)
 
 
-__all__ = ["ModelFormatError", "load", "load_weights", "prepare_config", "sniff"]
+def set_weights_by_name(model: Model, weights: Mapping[str, Sequence[Any]], source: str,
+                        skip_mismatch: bool = False) -> list[str]:
+    """Give each layer of ``model`` the arrays that ``weights`` holds under its name, in the
+    layer's ``weights`` order, with the checks and errors of ``load_weights(..., by_name=True)``
+    (``source`` names where the arrays came from in them); returns the names of the layers
+    skipped. For weights from elsewhere than a Keras file, such as another model's
+    ``{layer.name: layer.get_weights() for layer in other.layers}``.
+
+    Example:
+        >>> import numpy as np, edgelearn as el
+        >>> model = el.Sequential([el.layers.Input((2,)), el.layers.Dense(1, name="out")])
+        >>> set_weights_by_name(model, {"out": [np.ones((2, 1)), np.zeros(1)]}, "by hand")
+        []
+        >>> model.predict(np.array([[1.0, 2.0]]))
+        array([[3.]], dtype=float32)
+    """
+    named = {name: ([np.asarray(array) for array in arrays], f"its layer '{name}'")
+             for name, arrays in weights.items()}
+    plan, missing = _plan_by_name(model.layers, named)
+    return _assign(plan, source, missing, skip_mismatch)
+
+
+__all__ = ["ModelFormatError", "load", "load_weights", "prepare_config", "set_weights_by_name",
+           "sniff"]
