@@ -55,7 +55,13 @@ from edgelearn.io import load_model
 from edgelearn.layers import InputLayer
 from edgelearn.layers.graph import KerasTensor
 from edgelearn.models import Model
-from edgelearn.utils.files import ChecksumError, atomic_write_bytes, download, sha256_file
+from edgelearn.utils.files import (
+    ChecksumError,
+    DownloadError,
+    atomic_write_bytes,
+    download,
+    sha256_file,
+)
 
 logger = logging.getLogger("edgelearn.applications")
 
@@ -83,10 +89,6 @@ _TRAINED_FOR = {
     "classifier; feed preprocess_input(x, weights='nsfwjs') (pixels in [0, 1])",
 }
 _class_index: dict[pathlib.Path, dict[str, list[str]]] = {}
-
-
-class DownloadError(OSError):
-    """A file that a pre-trained model needs is not cached and could not be downloaded."""
 
 
 # --------------------------------------------------------------------------- Keras' helpers

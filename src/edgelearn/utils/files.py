@@ -27,6 +27,11 @@ class ChecksumError(ValueError):
     """A downloaded or cached file does not have the SHA-256 it should have."""
 
 
+class DownloadError(OSError):
+    """A file that edgelearn needs (a data set, pre-trained weights) is not cached and could not
+    be downloaded."""
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Return the hex SHA-256 of the file at ``path``, read in 1 MiB chunks.
 
