@@ -7,6 +7,15 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.package-lock.json
+# The TensorFlow.js files the playground pages load, copied out of node_modules into the package
+# (a build output: .gitignore'd) so `edgelearn serve` finds them wherever edgelearn is installed.
+VENDOR := src/edgelearn/web/vendor
+VENDOR_COPIED := $(VENDOR)/.copied
+VENDOR_SOURCES := node_modules/@tensorflow/tfjs/dist/tf.min.js \
+	node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js \
+	node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm \
+	node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm \
+	node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm
 
 .PHONY: run test setup clean
 
@@ -16,7 +25,7 @@ run: setup
 test: setup
 	$(PYTHON) -m pytest
 
-setup: $(INSTALLED) $(NODE_INSTALLED)
+setup: $(INSTALLED) $(NODE_INSTALLED) $(VENDOR_COPIED)
 
 $(PYTHON):
 	$(PYTHON3) -m venv $(VENV)
@@ -30,5 +39,10 @@ $(NODE_INSTALLED): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
+$(VENDOR_COPIED): $(NODE_INSTALLED)
+	mkdir -p $(VENDOR)
+	cp $(VENDOR_SOURCES) $(VENDOR)/
+	touch $@
+
 clean:
-	rm -rf $(VENV) node_modules build *.egg-info src/*.egg-info
+	rm -rf $(VENV) node_modules $(VENDOR) build *.egg-info src/*.egg-info

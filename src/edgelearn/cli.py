@@ -4,6 +4,7 @@ Example:
     $ edgelearn demo mnist --epochs 10
     $ edgelearn convert emotion_model.hdf5 emotion_tfjs/ --quantize uint8
     $ edgelearn info emotion_tfjs/
+    $ edgelearn serve --models models/ --port 8000
 """
 
 from __future__ import annotations
@@ -59,6 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="summary, parameters, size and shapes of a model")
     info.add_argument("model", help="a .keras or .h5 file, or a TF.js model folder / model.json")
+
+    serve = commands.add_parser(
+        "serve", help="the browser playground: train and run models in the browser (needs the "
+        "web extra: pip install 'edgelearn[web]')"
+    )
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default: %(default)s, this machine only)")
+    serve.add_argument("--port", type=_positive_int, default=8000)
+    serve.add_argument("--models", default="models",
+                       help="folder of TF.js models to list, serve and save into "
+                       "(default: %(default)s)")
+    serve.add_argument("--allow-overwrite", action="store_true",
+                       help="let uploads replace an existing model when they ask (?overwrite=true)")
+    serve.add_argument("--max-upload-mb", type=_positive_int, default=100,
+                       help="largest request body accepted, in MiB (default: %(default)s)")
     return parser
 
 
@@ -106,6 +122,15 @@ def main(argv: list[str] | None = None) -> int:
             _convert(args.source, args.destination, args.quantize, args.overwrite)
         elif args.command == "info":
             _info(args.model)
+        elif args.command == "serve":
+            try:
+                from edgelearn import server  # FastAPI and uvicorn load only for this command
+            except ImportError as error:
+                print(f"edgelearn: {error}", file=sys.stderr)
+                return 1
+            server.serve(args.models, host=args.host, port=args.port,
+                         allow_overwrite=args.allow_overwrite,
+                         max_upload_bytes=args.max_upload_mb * 2**20)
     except (OSError, RuntimeError, ValueError) as error:
         print(f"edgelearn: {error}", file=sys.stderr)
         return 1
