@@ -21,6 +21,10 @@ VENDOR_SOURCES := node_modules/@tensorflow/tfjs/dist/tf.min.js \
 
 run: setup
 	$(VENV)/bin/edgelearn demo mnist
+	@echo
+	@echo "Next, the browser playground (train and predict client-side with TensorFlow.js):"
+	@echo "  $(VENV)/bin/edgelearn serve    then open http://127.0.0.1:8000/"
+	@echo "and few-shot transfer learning:  $(VENV)/bin/edgelearn demo transfer"
 
 test: setup
 	$(PYTHON) -m pytest

@@ -115,3 +115,9 @@ def test_graph_errors_are_clear():
         model.predict(np.zeros((3, 2)))
     with pytest.raises(TypeError, match="mix of symbolic Input tensors and arrays"):
         L.Dense(1)([a, np.zeros((1, 2))])
+
+
+def test_config_without_inputs_or_outputs_is_refused():
+    with pytest.raises(ValueError, match="at least one entry in input_layers and in output_layers"):
+        el.models.Functional.from_config({"name": "x", "layers": [], "input_layers": [],
+                                          "output_layers": []})

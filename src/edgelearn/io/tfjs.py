@@ -323,7 +323,7 @@ def model_from_artifacts(content: dict[str, Any], weights_from: WeightSource, so
     try:
         with placeholder_weights():
             model = model_from_config(topology)
-    except (ValueError, TypeError, KeyError) as error:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
         raise ModelFormatError(f"{source}: cannot build the model from its topology: {error}") from None
     entries = {entry["name"]: entry for _, group, _ in plan for entry in group}
     _check_entries_match(model, entries, source)

@@ -207,6 +207,8 @@ class Functional(Model):
 
         inputs = lookup(config.get("input_layers", []), "input_layers")
         model_outputs = lookup(config.get("output_layers", []), "output_layers")
+        if not inputs or not model_outputs:
+            raise ValueError("The model config needs at least one entry in input_layers and in output_layers")
         return cls(inputs if len(inputs) > 1 else inputs[0],
                    model_outputs if len(model_outputs) > 1 else model_outputs[0],
                    name=config.get("name"))
