@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import pathlib
 
-from edgelearn.io import keras, tfjs
+from edgelearn.io import keras, onnx, tfjs
 from edgelearn.io.tfjs import ModelFormatError
 from edgelearn.models import Model
 
@@ -41,4 +41,4 @@ def load_model(path: str | os.PathLike[str]) -> Model:
     )
 
 
-__all__ = ["ModelFormatError", "keras", "load_model", "tfjs"]
+__all__ = ["ModelFormatError", "keras", "load_model", "onnx", "tfjs"]
