@@ -25,8 +25,11 @@ def limit_threads(threads: int, torch: Any | None) -> Any | None:
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        print("note: threadpoolctl is missing, so only OPENBLAS_NUM_THREADS (where set) limits "
-              "numpy's BLAS threads", file=sys.stderr)
+        print(
+            "note: threadpoolctl is missing, so only OPENBLAS_NUM_THREADS (where set) limits "
+            "numpy's BLAS threads",
+            file=sys.stderr,
+        )
         return None
     return threadpool_limits(threads)
 
@@ -37,10 +40,15 @@ def source_revision() -> str:
     # --no-optional-locks: only read, never refresh the index others may be using.
     git = ["git", "--no-optional-locks", "-C", root]
     try:
-        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "src"],
-                               capture_output=True, check=False).returncode != 0
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                [*git, "diff", "--quiet", "HEAD", "--", "src"], capture_output=True, check=False
+            ).returncode
+            != 0
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return head + (" + uncommitted changes in src/" if dirty else "")

@@ -59,8 +59,10 @@ def import_torch() -> Any:
     try:
         import torch
     except ImportError:
-        sys.exit(f"accuracy_parity.py compares against PyTorch, which is not installed: "
-                 f"pip install {TORCH_PIN}")
+        sys.exit(
+            f"accuracy_parity.py compares against PyTorch, which is not installed: "
+            f"pip install {TORCH_PIN}"
+        )
     return torch
 
 
@@ -90,9 +92,12 @@ def keras_to_torch(weights: list[np.ndarray]) -> dict[str, Any]:
     """edgelearn's [k1, b1, k2, b2, dense_k, dense_b] as the twin's state dict."""
     k1, b1, k2, b2, kd, bd = weights
     arrays = {
-        "conv1.weight": k1.transpose(3, 2, 0, 1), "conv1.bias": b1,
-        "conv2.weight": k2.transpose(3, 2, 0, 1), "conv2.bias": b2,
-        "dense.weight": kd.T, "dense.bias": bd,
+        "conv1.weight": k1.transpose(3, 2, 0, 1),
+        "conv1.bias": b1,
+        "conv2.weight": k2.transpose(3, 2, 0, 1),
+        "conv2.bias": b2,
+        "dense.weight": kd.T,
+        "dense.bias": bd,
     }
     return {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in arrays.items()}
 
@@ -132,7 +137,9 @@ class Pair:
         )
         self.torch_model.load_state_dict(keras_to_torch(self.initial))
         self.optimizer = torch.optim.Adam(
-            self.torch_model.parameters(), lr=LEARNING_RATE, betas=(BETA_1, BETA_2),
+            self.torch_model.parameters(),
+            lr=LEARNING_RATE,
+            betas=(BETA_1, BETA_2),
             eps=ADAM_EPSILON,
         )
         self.torch_steps = 0
@@ -218,33 +225,49 @@ def start_check(pair: Pair, x: np.ndarray, y: np.ndarray, adam_form: str) -> dic
     step_diff = max_abs_diff(pair.el_model.get_weights(), pair.torch_weights())
     pair.reset()
     return {
-        "el_loss": el_loss, "torch_loss": torch_loss, "loss_diff": abs(el_loss - torch_loss),
-        "grad_diffs": grad_diffs, "grad_scales": grad_scales, "grad_diff": max(grad_diffs),
-        "step_diff": step_diff, "form_diffs": form_diffs,
-        "el_form": el_form if el_form_clear else None, "twin_form": pair.adam_form,
+        "el_loss": el_loss,
+        "torch_loss": torch_loss,
+        "loss_diff": abs(el_loss - torch_loss),
+        "grad_diffs": grad_diffs,
+        "grad_scales": grad_scales,
+        "grad_diff": max(grad_diffs),
+        "step_diff": step_diff,
+        "form_diffs": form_diffs,
+        "el_form": el_form if el_form_clear else None,
+        "twin_form": pair.adam_form,
     }
 
 
 def print_start_check(check: dict[str, Any], names: list[str]) -> None:
-    print(f"  loss: edgelearn {check['el_loss']:.8f}, torch {check['torch_loss']:.8f}, "
-          f"|diff| {check['loss_diff']:.2e}")
+    print(
+        f"  loss: edgelearn {check['el_loss']:.8f}, torch {check['torch_loss']:.8f}, "
+        f"|diff| {check['loss_diff']:.2e}"
+    )
     for name, diff, scale in zip(names, check["grad_diffs"], check["grad_scales"], strict=True):
-        print(f"  grad {name:<18} max |diff| {diff:.2e}  (max |grad| {scale:.2e}, "
-              f"relative {diff / max(scale, 1e-30):.1e})")
+        print(
+            f"  grad {name:<18} max |diff| {diff:.2e}  (max |grad| {scale:.2e}, "
+            f"relative {diff / max(scale, 1e-30):.1e})"
+        )
     print("  edgelearn's first Adam step vs the formula applied to its own gradient:")
     for form, diff in check["form_diffs"].items():
         print(f"    {ADAM_FORMS[form]:<52} max |diff| {diff:.2e}")
     if check["el_form"] is None:
-        print("  NOTE: edgelearn's Adam step follows neither form: its optimizer disagrees with "
-              "both Keras and PyTorch (main finding)")
+        print(
+            "  NOTE: edgelearn's Adam step follows neither form: its optimizer disagrees with "
+            "both Keras and PyTorch (main finding)"
+        )
     else:
         print(f"  -> edgelearn follows the {ADAM_FORMS[check['el_form']]}")
     print(f"  the torch twin uses the {ADAM_FORMS[check['twin_form']]}")
     if check["el_form"] is not None and check["el_form"] != check["twin_form"]:
-        print("  NOTE: the twin's Adam form differs from edgelearn's (--torch-adam), so the runs "
-              "differ by design from the first step")
-    print(f"  weights after one Adam step (lr {LEARNING_RATE}): edgelearn vs twin max |diff| "
-          f"{check['step_diff']:.2e}")
+        print(
+            "  NOTE: the twin's Adam form differs from edgelearn's (--torch-adam), so the runs "
+            "differ by design from the first step"
+        )
+    print(
+        f"  weights after one Adam step (lr {LEARNING_RATE}): edgelearn vs twin max |diff| "
+        f"{check['step_diff']:.2e}"
+    )
 
 
 # ------------------------------------------------------------------------------ training
@@ -261,25 +284,34 @@ def train_pair(
         order = el.random.generator().permutation(len(x_fit))
         el_losses, torch_losses = [], []
         for start in range(0, len(x_fit), batch_size):
-            index = order[start:start + batch_size]
+            index = order[start : start + batch_size]
             xb, yb = x_fit[index], y_fit[index]
             el_loss, _accuracy = pair.el_model.train_on_batch(xb, yb)
             el_losses.append(el_loss * len(index))
             torch_losses.append(pair.torch_step(xb, yb) * len(index))
         if log_epochs:
             drift = max_abs_diff(pair.el_model.get_weights(), pair.torch_weights())
-            print(f"  epoch {epoch + 1:>2}: train loss edgelearn {sum(el_losses) / len(x_fit):.4f}"
-                  f", torch {sum(torch_losses) / len(x_fit):.4f}; max |weight diff| {drift:.2e}")
+            print(
+                f"  epoch {epoch + 1:>2}: train loss edgelearn {sum(el_losses) / len(x_fit):.4f}"
+                f", torch {sum(torch_losses) / len(x_fit):.4f}; max |weight diff| {drift:.2e}"
+            )
 
 
-def fit_check(seed: int, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int,
-              reference: list[np.ndarray]) -> float:
+def fit_check(
+    seed: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    epochs: int,
+    batch_size: int,
+    reference: list[np.ndarray],
+) -> float:
     """Max |diff| between weights from the demo's own model.fit call and from the manual loop."""
     el.random.set_random_seed(seed)
     model = codelab_cnn()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=epochs, batch_size=batch_size, validation_split=VALIDATION_SPLIT,
-              verbose=0)
+    model.fit(
+        x, y, epochs=epochs, batch_size=batch_size, validation_split=VALIDATION_SPLIT, verbose=0
+    )
     return max_abs_diff(model.get_weights(), reference)
 
 
@@ -290,21 +322,40 @@ def mean_sd(values: list[float]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
-                        help="seeds for weight initialisation and batch order (default 0 1 2 3 4)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2, 3, 4],
+        help="seeds for weight initialisation and batch order (default 0 1 2 3 4)",
+    )
     parser.add_argument("--epochs", type=int, default=10, help="epochs (default 10, as the demo)")
     parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="threads for both libraries (default 1: stepping the two in turn, "
-                             "OpenBLAS and OpenMP threads spin against each other on 2 cores)")
-    parser.add_argument("--torch-adam", choices=["auto", *ADAM_FORMS], default="auto",
-                        help="the twin's Adam epsilon form: auto (the one edgelearn follows), "
-                             "keras, or torch (default auto)")
-    parser.add_argument("--check-only", action="store_true",
-                        help="only the one-batch start check, for the first seed")
-    parser.add_argument("--no-fit-check", action="store_true",
-                        help="skip re-training the first seed with model.fit to confirm the "
-                             "manual loop reproduces it")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads for both libraries (default 1: stepping the two in turn, "
+        "OpenBLAS and OpenMP threads spin against each other on 2 cores)",
+    )
+    parser.add_argument(
+        "--torch-adam",
+        choices=["auto", *ADAM_FORMS],
+        default="auto",
+        help="the twin's Adam epsilon form: auto (the one edgelearn follows), "
+        "keras, or torch (default auto)",
+    )
+    parser.add_argument(
+        "--check-only",
+        action="store_true",
+        help="only the one-batch start check, for the first seed",
+    )
+    parser.add_argument(
+        "--no-fit-check",
+        action="store_true",
+        help="skip re-training the first seed with model.fit to confirm the "
+        "manual loop reproduces it",
+    )
     args = parser.parse_args(argv)
     if args.epochs <= 0 or args.batch_size <= 0 or args.threads <= 0:
         parser.error("--epochs, --batch-size and --threads must be positive")
@@ -321,11 +372,15 @@ def main(argv: list[str] | None = None) -> int:
     split = int(len(x_all) * (1 - VALIDATION_SPLIT))
     x_fit, y_fit, x_val, y_val = x_all[:split], y_train[:split], x_all[split:], y_train[split:]
     print("Accuracy parity: the TF.js codelab CNN in edgelearn and PyTorch from identical starts")
-    print(f"data: local MNIST, {len(x_fit):,} training digits, {len(x_val):,} held out, "
-          f"{len(x_test):,} test digits; {args.epochs} epochs, batch {args.batch_size}, "
-          f"Adam lr {LEARNING_RATE} eps {ADAM_EPSILON}")
-    print(f"versions: numpy {np.__version__}, edgelearn {el.__version__} (source "
-          f"{source_revision()}), torch {torch.__version__}; {args.threads} thread(s) each")
+    print(
+        f"data: local MNIST, {len(x_fit):,} training digits, {len(x_val):,} held out, "
+        f"{len(x_test):,} test digits; {args.epochs} epochs, batch {args.batch_size}, "
+        f"Adam lr {LEARNING_RATE} eps {ADAM_EPSILON}"
+    )
+    print(
+        f"versions: numpy {np.__version__}, edgelearn {el.__version__} (source "
+        f"{source_revision()}), torch {torch.__version__}; {args.threads} thread(s) each"
+    )
 
     rows = []
     for number, seed in enumerate(args.seeds):
@@ -333,11 +388,14 @@ def main(argv: list[str] | None = None) -> int:
         el.random.set_random_seed(seed)
         pair = Pair(adam_form=args.torch_adam)
         # The check batch is fixed so it draws nothing from the shared generator.
-        check = start_check(pair, x_fit[:args.batch_size], y_fit[:args.batch_size],
-                            args.torch_adam)
+        check = start_check(
+            pair, x_fit[: args.batch_size], y_fit[: args.batch_size], args.torch_adam
+        )
         if number == 0:
-            print(f"\nOne-batch check at the identical start (seed {seed}, first "
-                  f"{args.batch_size} training digits):")
+            print(
+                f"\nOne-batch check at the identical start (seed {seed}, first "
+                f"{args.batch_size} training digits):"
+            )
             names = [v.name for v in pair.el_model.trainable_weights]
             print_start_check(check, names)
             if args.check_only:
@@ -345,44 +403,60 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nTraining seed {seed} (per-epoch drift between the two):")
         train_pair(pair, x_fit, y_fit, args.epochs, args.batch_size, log_epochs=number == 0)
         el_test, torch_test = pair.el_predict(x_test), pair.torch_predict(x_test)
-        rows.append({
-            "seed": seed,
-            "el_test": float((el_test == y_test).mean()),
-            "torch_test": float((torch_test == y_test).mean()),
-            "agree": float((el_test == torch_test).mean()),
-            "el_val": float((pair.el_predict(x_val) == y_val).mean()),
-            "torch_val": float((pair.torch_predict(x_val) == y_val).mean()),
-            "drift": max_abs_diff(pair.el_model.get_weights(), pair.torch_weights()),
-            "loss_diff": check["loss_diff"], "grad_diff": check["grad_diff"],
-            "seconds": time.perf_counter() - began,
-        })
+        rows.append(
+            {
+                "seed": seed,
+                "el_test": float((el_test == y_test).mean()),
+                "torch_test": float((torch_test == y_test).mean()),
+                "agree": float((el_test == torch_test).mean()),
+                "el_val": float((pair.el_predict(x_val) == y_val).mean()),
+                "torch_val": float((pair.torch_predict(x_val) == y_val).mean()),
+                "drift": max_abs_diff(pair.el_model.get_weights(), pair.torch_weights()),
+                "loss_diff": check["loss_diff"],
+                "grad_diff": check["grad_diff"],
+                "seconds": time.perf_counter() - began,
+            }
+        )
         if number == 0 and not args.no_fit_check:
-            diff = fit_check(seed, x_all, y_train, args.epochs, args.batch_size,
-                             pair.el_model.get_weights())
-            print(f"  model.fit(validation_split={VALIDATION_SPLIT}) as in the demo vs this loop: "
-                  f"max |weight diff| {diff:.2e}" + (" (identical)" if diff == 0 else ""))
+            diff = fit_check(
+                seed, x_all, y_train, args.epochs, args.batch_size, pair.el_model.get_weights()
+            )
+            print(
+                f"  model.fit(validation_split={VALIDATION_SPLIT}) as in the demo vs this loop: "
+                f"max |weight diff| {diff:.2e}" + (" (identical)" if diff == 0 else "")
+            )
         print(f"  seed {seed} done in {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
 
     print("\nTest accuracy on the 3,000 test digits (val: the 15% held out):")
-    print(f"{'seed':>4} {'edgelearn':>10} {'torch':>8} {'el-torch':>9} {'agree':>7} "
-          f"{'el val':>8} {'torch val':>9} {'start |dloss|':>13} {'start |dgrad|':>13} "
-          f"{'end |dw|':>9}")
+    print(
+        f"{'seed':>4} {'edgelearn':>10} {'torch':>8} {'el-torch':>9} {'agree':>7} "
+        f"{'el val':>8} {'torch val':>9} {'start |dloss|':>13} {'start |dgrad|':>13} "
+        f"{'end |dw|':>9}"
+    )
     for r in rows:
-        print(f"{r['seed']:>4} {r['el_test']:>10.2%} {r['torch_test']:>8.2%} "
-              f"{(r['el_test'] - r['torch_test']) * 100:>+8.2f}p {r['agree']:>7.2%} "
-              f"{r['el_val']:>8.2%} {r['torch_val']:>9.2%} {r['loss_diff']:>13.1e} "
-              f"{r['grad_diff']:>13.1e} {r['drift']:>9.2e}")
+        print(
+            f"{r['seed']:>4} {r['el_test']:>10.2%} {r['torch_test']:>8.2%} "
+            f"{(r['el_test'] - r['torch_test']) * 100:>+8.2f}p {r['agree']:>7.2%} "
+            f"{r['el_val']:>8.2%} {r['torch_val']:>9.2%} {r['loss_diff']:>13.1e} "
+            f"{r['grad_diff']:>13.1e} {r['drift']:>9.2e}"
+        )
     el_acc = [r["el_test"] for r in rows]
     torch_acc = [r["torch_test"] for r in rows]
     gaps = [a - b for a, b in zip(el_acc, torch_acc, strict=True)]
-    print(f"\nedgelearn: mean ± stdev {mean_sd(el_acc)} over {len(rows)} seeds "
-          f"(min {min(el_acc):.2%}, max {max(el_acc):.2%})")
-    print(f"torch:     mean ± stdev {mean_sd(torch_acc)} over {len(rows)} seeds "
-          f"(min {min(torch_acc):.2%}, max {max(torch_acc):.2%})")
+    print(
+        f"\nedgelearn: mean ± stdev {mean_sd(el_acc)} over {len(rows)} seeds "
+        f"(min {min(el_acc):.2%}, max {max(el_acc):.2%})"
+    )
+    print(
+        f"torch:     mean ± stdev {mean_sd(torch_acc)} over {len(rows)} seeds "
+        f"(min {min(torch_acc):.2%}, max {max(torch_acc):.2%})"
+    )
     if len(gaps) > 1:
         se = statistics.stdev(gaps) / len(gaps) ** 0.5
-        print(f"paired gap edgelearn - torch: {statistics.mean(gaps) * 100:+.2f} points "
-              f"(stdev {statistics.stdev(gaps) * 100:.2f}, standard error {se * 100:.2f})")
+        print(
+            f"paired gap edgelearn - torch: {statistics.mean(gaps) * 100:+.2f} points "
+            f"(stdev {statistics.stdev(gaps) * 100:.2f}, standard error {se * 100:.2f})"
+        )
     return 0
 
 

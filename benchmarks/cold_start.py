@@ -74,7 +74,8 @@ _REPORT = (
 )
 SNIPPETS = {
     "python": "pass",
-    "edgelearn": _CLOCK + (
+    "edgelearn": _CLOCK
+    + (
         "import sys\n"
         "import numpy as np\n"
         "import edgelearn as el\n"
@@ -83,8 +84,10 @@ SNIPPETS = {
         "t2 = time.perf_counter()\n"
         "shape = tuple(int(d) for d in sys.argv[3].split(','))\n"
         "y = model.predict(np.fromfile(sys.argv[2], dtype=np.float32).reshape(shape))\n"
-    ) + _REPORT,
-    "edgelearn + ORT": _CLOCK + (
+    )
+    + _REPORT,
+    "edgelearn + ORT": _CLOCK
+    + (
         "import sys\n"
         "import numpy as np\n"
         "import edgelearn as el\n"
@@ -94,8 +97,10 @@ SNIPPETS = {
         "t2 = time.perf_counter()\n"
         "shape = tuple(int(d) for d in sys.argv[3].split(','))\n"
         "y = predictor.predict(np.fromfile(sys.argv[2], dtype=np.float32).reshape(shape))\n"
-    ) + _REPORT,
-    "PyTorch (TorchScript)": _CLOCK + (
+    )
+    + _REPORT,
+    "PyTorch (TorchScript)": _CLOCK
+    + (
         "import sys\n"
         "import torch\n"
         "t1 = time.perf_counter()\n"
@@ -107,8 +112,10 @@ SNIPPETS = {
         "x = torch.from_file(sys.argv[2], size=size, dtype=torch.float32).reshape(shape)\n"
         "with torch.inference_mode():\n"
         "    y = model(x)\n"
-    ) + _REPORT,
-    "ONNX Runtime": _CLOCK + (
+    )
+    + _REPORT,
+    "ONNX Runtime": _CLOCK
+    + (
         "import sys\n"
         "import numpy as np\n"
         "import onnxruntime as ort\n"
@@ -121,7 +128,8 @@ SNIPPETS = {
         "shape = tuple(int(d) for d in sys.argv[3].split(','))\n"
         "x = np.fromfile(sys.argv[2], dtype=np.float32).reshape(shape)\n"
         "(y,) = session.run(None, {session.get_inputs()[0].name: x})\n"
-    ) + _REPORT,
+    )
+    + _REPORT,
 }
 
 
@@ -134,8 +142,15 @@ def _steps(model: el.Model) -> list[tuple[Any, list[Any], Any, list[tuple]]]:
             steps.append((layer, [i], i + 1, [shape]))
             shape = layer.compute_output_shape(shape)
         return steps
-    return [(node.layer, [id(t) for t in node.input_tensors], id(node.outputs[0]),
-             [t.shape for t in node.input_tensors]) for node in model._nodes]
+    return [
+        (
+            node.layer,
+            [id(t) for t in node.input_tensors],
+            id(node.outputs[0]),
+            [t.shape for t in node.input_tensors],
+        )
+        for node in model._nodes
+    ]
 
 
 def torch_twin(torch: Any, model: el.Model) -> Any:
@@ -152,15 +167,20 @@ def torch_twin(torch: Any, model: el.Model) -> Any:
 
     def activation(function: Callable[..., Any]) -> Callable[[Any], Any]:
         name = el.activations.serialize(function)
-        table = {"linear": lambda x: x, "relu": torch.relu, "relu6": F.relu6,
-                 "softmax": lambda x: torch.softmax(x, dim=1)}
+        table = {
+            "linear": lambda x: x,
+            "relu": torch.relu,
+            "relu6": F.relu6,
+            "softmax": lambda x: torch.softmax(x, dim=1),
+        }
         if name not in table:
             raise NotImplementedError(f"no PyTorch twin for activation {name!r}")
         return table[name]
 
     def same_pad(layer: Any, shape: tuple) -> Callable[[Any], Any]:
         (top, bottom), (left, right) = kernels.pad_amounts(
-            shape[1], shape[2], layer.kernel_size, layer.strides, layer.padding)
+            shape[1], shape[2], layer.kernel_size, layer.strides, layer.padding
+        )
         if not (top or bottom or left or right):
             return lambda x: x
         return lambda x: F.pad(x, (left, right, top, bottom))
@@ -172,7 +192,8 @@ def torch_twin(torch: Any, model: el.Model) -> Any:
             self.plan: list[tuple[Callable[..., Any], list[Any], Any]] = []
             self.inputs = [0] if isinstance(model, el.Sequential) else [id(t) for t in model.inputs]
             self.outputs = (
-                [len(model.layers)] if isinstance(model, el.Sequential)
+                [len(model.layers)]
+                if isinstance(model, el.Sequential)
                 else [id(t) for t in model.outputs]
             )
             for layer, inputs, output, shapes in _steps(model):
@@ -190,12 +211,19 @@ def torch_twin(torch: Any, model: el.Model) -> Any:
                 kh, kw, cin, cout = kernel.shape
                 if depthwise:  # (kh, kw, C, M) -> (C*M, 1, kh, kw), groups of M per channel
                     weight = kernel.reshape(kh, kw, cin * cout).permute(2, 0, 1)[:, None]
-                    conv = nn.Conv2d(cin, cin * cout, (kh, kw), layer.strides, groups=cin,
-                                     bias=layer.bias is not None)
+                    conv = nn.Conv2d(
+                        cin,
+                        cin * cout,
+                        (kh, kw),
+                        layer.strides,
+                        groups=cin,
+                        bias=layer.bias is not None,
+                    )
                 else:
                     weight = kernel.permute(3, 2, 0, 1)
-                    conv = nn.Conv2d(cin, cout, (kh, kw), layer.strides,
-                                     bias=layer.bias is not None)
+                    conv = nn.Conv2d(
+                        cin, cout, (kh, kw), layer.strides, bias=layer.bias is not None
+                    )
                 conv.weight.data.copy_(weight)
                 if layer.bias is not None:
                     conv.bias.data.copy_(tensor(layer.bias))
@@ -203,8 +231,11 @@ def torch_twin(torch: Any, model: el.Model) -> Any:
                 pad, act = same_pad(layer, shape), activation(layer.activation)
                 return lambda x: act(conv(pad(x)))
             if kind is L.BatchNormalization and layer.axis in (-1, len(shape) - 1):
-                norm = self.add((nn.BatchNorm2d if len(shape) == 4 else nn.BatchNorm1d)(
-                    shape[-1], eps=layer.epsilon))
+                norm = self.add(
+                    (nn.BatchNorm2d if len(shape) == 4 else nn.BatchNorm1d)(
+                        shape[-1], eps=layer.epsilon
+                    )
+                )
                 norm.running_mean.copy_(tensor(layer.moving_mean))
                 norm.running_var.copy_(tensor(layer.moving_variance))
                 if layer.gamma is not None:
@@ -224,8 +255,9 @@ def torch_twin(torch: Any, model: el.Model) -> Any:
             if kind is L.Flatten:  # Keras flattens NHWC
                 return lambda x: x.permute(0, 2, 3, 1).flatten(1) if x.dim() == 4 else x.flatten(1)
             if kind is L.Dense:
-                linear = self.add(nn.Linear(*tensor(layer.kernel).shape,
-                                            bias=layer.bias is not None))
+                linear = self.add(
+                    nn.Linear(*tensor(layer.kernel).shape, bias=layer.bias is not None)
+                )
                 linear.weight.data.copy_(tensor(layer.kernel).T)
                 if layer.bias is not None:
                     linear.bias.data.copy_(tensor(layer.bias))
@@ -238,12 +270,15 @@ def torch_twin(torch: Any, model: el.Model) -> Any:
             raise NotImplementedError(f"no PyTorch twin for {kind.__name__} '{layer.name}'")
 
         def forward(self, *xs: Any) -> Any:
-            values = {key: x.permute(0, 3, 1, 2) if x.dim() == 4 else x
-                      for key, x in zip(self.inputs, xs)}
+            values = {
+                key: x.permute(0, 3, 1, 2) if x.dim() == 4 else x for key, x in zip(self.inputs, xs)
+            }
             for function, inputs, output in self.plan:
                 values[output] = function(*(values[k] for k in inputs))
-            outs = [values[k].permute(0, 2, 3, 1) if values[k].dim() == 4 else values[k]
-                    for k in self.outputs]
+            outs = [
+                values[k].permute(0, 2, 3, 1) if values[k].dim() == 4 else values[k]
+                for k in self.outputs
+            ]
             return outs[0] if len(outs) == 1 else tuple(outs)
 
     return Twin().eval()
@@ -263,8 +298,12 @@ def prepare(folder: str, torch: Any | None, threads: int) -> list[dict[str, Any]
     cases = []
     for name, model, saved, shape in (
         ("codelab CNN", cnn, cnn_folder, (1, 28, 28, 1)),
-        ("MobileNetV2 (nsfwjs)", el.load_model(mobilenet_folder), mobilenet_folder,
-         (1, 224, 224, 3)),
+        (
+            "MobileNetV2 (nsfwjs)",
+            el.load_model(mobilenet_folder),
+            mobilenet_folder,
+            (1, 224, 224, 3),
+        ),
     ):
         stem = os.path.join(folder, name.split()[0].lower())
         x = rng.random(shape, dtype=np.float32)
@@ -273,23 +312,39 @@ def prepare(folder: str, torch: Any | None, threads: int) -> list[dict[str, Any]
         onnx_path = stem + ".onnx"
         el_onnx.export(model, onnx_path)
         session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-        diffs = {"ONNX Runtime": float(np.abs(
-            session.run(None, {session.get_inputs()[0].name: x})[0] - expected).max())}
-        files = {"python": "", "edgelearn": saved, "edgelearn + ORT": saved,
-                 "ONNX Runtime": onnx_path}
+        diffs = {
+            "ONNX Runtime": float(
+                np.abs(session.run(None, {session.get_inputs()[0].name: x})[0] - expected).max()
+            )
+        }
+        files = {
+            "python": "",
+            "edgelearn": saved,
+            "edgelearn + ORT": saved,
+            "ONNX Runtime": onnx_path,
+        }
         if torch is not None:
             torch.set_num_threads(threads)
             with torch.inference_mode():
-                traced = torch.jit.freeze(torch.jit.trace(torch_twin(torch, model),
-                                                          torch.from_numpy(x)))
+                traced = torch.jit.freeze(
+                    torch.jit.trace(torch_twin(torch, model), torch.from_numpy(x))
+                )
             torch_path = stem + ".pt"
             torch.jit.save(traced, torch_path)
             with torch.inference_mode():
                 ours = torch.jit.load(torch_path)(torch.from_numpy(x)).numpy()
             diffs["PyTorch (TorchScript)"] = float(np.abs(ours - expected).max())
             files["PyTorch (TorchScript)"] = torch_path
-        cases.append({"name": name, "shape": shape, "input": stem + ".f32", "files": files,
-                      "diffs": diffs, "params": model.count_params()})
+        cases.append(
+            {
+                "name": name,
+                "shape": shape,
+                "input": stem + ".f32",
+                "files": files,
+                "diffs": diffs,
+                "params": model.count_params(),
+            }
+        )
     return cases
 
 
@@ -297,8 +352,12 @@ def prepare(folder: str, torch: Any | None, threads: int) -> list[dict[str, Any]
 def run_once(variant: str, case: dict[str, Any], threads: int, env: dict[str, str]) -> dict:
     command = [sys.executable, "-c", SNIPPETS[variant]]
     if variant != "python":
-        command += [case["files"][variant], case["input"],
-                    ",".join(map(str, case["shape"])), str(threads)]
+        command += [
+            case["files"][variant],
+            case["input"],
+            ",".join(map(str, case["shape"])),
+            str(threads),
+        ]
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
@@ -311,7 +370,9 @@ def run_once(variant: str, case: dict[str, Any], threads: int, env: dict[str, st
 def measure(cases: list[dict[str, Any]], runs: int, threads: int, keep_env: bool) -> dict:
     env = child_env(threads, keep_env)
     jobs = [("python", cases[0])] + [
-        (variant, case) for case in cases for variant in SNIPPETS
+        (variant, case)
+        for case in cases
+        for variant in SNIPPETS
         if variant != "python" and variant in case["files"]
     ]
     results: dict[tuple[str, str], list[dict]] = {}
@@ -326,8 +387,11 @@ def measure(cases: list[dict[str, Any]], runs: int, threads: int, keep_env: bool
 
 
 def summarize(samples: list[dict]) -> dict[str, float]:
-    summary = {"median": statistics.median(s["wall"] for s in samples),
-               "min": min(s["wall"] for s in samples), "max": max(s["wall"] for s in samples)}
+    summary = {
+        "median": statistics.median(s["wall"] for s in samples),
+        "min": min(s["wall"] for s in samples),
+        "max": max(s["wall"] for s in samples),
+    }
     for phase in ("import", "load", "predict"):
         if phase in samples[0]:
             summary[phase] = statistics.median(s[phase] for s in samples)
@@ -339,26 +403,36 @@ def print_report(args: argparse.Namespace, cases: list[dict], results: dict) -> 
 
     torch = sys.modules.get("torch")
     print(f"# cold start, {datetime.datetime.now(datetime.UTC):%a %b %d %H:%M UTC %Y}")
-    print(f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs; Python "
-          f"{platform.python_version()}; numpy {np.__version__}; onnxruntime {ort.__version__}; "
-          f"torch {torch.__version__ if torch else 'not installed'}; edgelearn {el.__version__} "
-          f"at {source_revision()}")
-    print(f"{args.runs} interleaved rounds after 1 warm-up round; {args.threads} thread(s); "
-          "wall time of the whole child process, seen by the parent\n")
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs; Python "
+        f"{platform.python_version()}; numpy {np.__version__}; onnxruntime {ort.__version__}; "
+        f"torch {torch.__version__ if torch else 'not installed'}; edgelearn {el.__version__} "
+        f"at {source_revision()}"
+    )
+    print(
+        f"{args.runs} interleaved rounds after 1 warm-up round; {args.threads} thread(s); "
+        "wall time of the whole child process, seen by the parent\n"
+    )
     for case in cases:
         checks = ", ".join(f"{k} {v:.1e}" for k, v in case["diffs"].items())
-        print(f"{case['name']}: input {case['shape']}, {case['params']:,} parameters; max abs "
-              f"difference from edgelearn's predict: {checks}")
+        print(
+            f"{case['name']}: input {case['shape']}, {case['params']:,} parameters; max abs "
+            f"difference from edgelearn's predict: {checks}"
+        )
     print()
-    header = ("| model | library | median s | min | max | import | load | predict "
-              f"| median / {TARGET_S} s target |")
+    header = (
+        "| model | library | median s | min | max | import | load | predict "
+        f"| median / {TARGET_S} s target |"
+    )
     print(header)
     print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
     for (variant, model), samples in results.items():
         s = summarize(samples)
         phases = " | ".join(f"{s[p]:.3f}" if p in s else "" for p in ("import", "load", "predict"))
-        print(f"| {model} | {variant} | {s['median']:.3f} | {s['min']:.3f} | {s['max']:.3f} "
-              f"| {phases} | {s['median'] / TARGET_S:.2f}x |")
+        print(
+            f"| {model} | {variant} | {s['median']:.3f} | {s['min']:.3f} | {s['max']:.3f} "
+            f"| {phases} | {s['median'] / TARGET_S:.2f}x |"
+        )
     print()
     for case in cases:
         own = summarize(results[("edgelearn", case["name"])])["median"]
@@ -368,16 +442,21 @@ def print_report(args: argparse.Namespace, cases: list[dict], results: dict) -> 
             for variant in SNIPPETS
             if variant not in ("python", "edgelearn") and (variant, case["name"]) in results
         )
-        print(f"- {case['name']}: edgelearn {own:.3f} s {verdict} the < {TARGET_S} s target "
-              f"({own / TARGET_S:.2f}x of it); the others relative to edgelearn: {others}")
+        print(
+            f"- {case['name']}: edgelearn {own:.3f} s {verdict} the < {TARGET_S} s target "
+            f"({own / TARGET_S:.2f}x of it); the others relative to edgelearn: {others}"
+        )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="interleaved rounds (default 7)")
     parser.add_argument("--threads", type=int, default=1, help="threads per child (default 1)")
-    parser.add_argument("--keep-openblas-env", action="store_true",
-                        help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the children")
+    parser.add_argument(
+        "--keep-openblas-env",
+        action="store_true",
+        help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the children",
+    )
     parser.add_argument("--check", action="store_true", help="smoke test: one round")
     args = parser.parse_args(argv)
     if args.check:

@@ -95,15 +95,20 @@ def edgelearn_install_bytes() -> tuple[int, int]:
         for name in ("pyproject.toml", "README.md", "LICENSE"):
             if (ROOT / name).exists():
                 shutil.copy2(ROOT / name, source / name)
-        shutil.copytree(ROOT / "src", source / "src",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        shutil.copytree(
+            ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+        )
         wheels, target = pathlib.Path(temp) / "wheels", pathlib.Path(temp) / "site-packages"
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-        subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels),
-                        str(source)], check=True)
+        subprocess.run(
+            [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
+            check=True,
+        )
         (wheel,) = wheels.glob("edgelearn-*.whl")
-        subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(target),
-                        str(wheel)], check=True)
+        subprocess.run(
+            [*pip, "install", "--no-deps", "--no-index", "--target", str(target), str(wheel)],
+            check=True,
+        )
         # --target also writes the console script; it belongs to the install, so it counts.
         return folder_bytes(target), folder_bytes(target / "edgelearn" / "web")
 
@@ -112,10 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args(argv)
     own, web = edgelearn_install_bytes()
     numpy_bytes = recorded_bytes(metadata.distribution("numpy"))
-    print(f"# install size, Python {platform.python_version()} on {platform.machine()} "
-          f"{platform.system()}; edgelearn at {source_revision()}\n")
-    print("| install | packages (with everything they require) | MB | MB beyond numpy "
-          f"| / {TARGET_MB:.0f} MB target |")
+    print(
+        f"# install size, Python {platform.python_version()} on {platform.machine()} "
+        f"{platform.system()}; edgelearn at {source_revision()}\n"
+    )
+    print(
+        "| install | packages (with everything they require) | MB | MB beyond numpy "
+        f"| / {TARGET_MB:.0f} MB target |"
+    )
     print("|---|---|--:|--:|--:|")
     core = None
     for label, names in ROWS:
@@ -131,16 +140,20 @@ def main(argv: list[str] | None = None) -> int:
             parts.append("not installed: " + ", ".join(missing))
         uses_numpy = any(canonical(d.metadata["Name"]) == "numpy" for d in distributions)
         beyond = total - (numpy_bytes if uses_numpy else 0)
-        print(f"| {label} | {'; '.join(parts)} | {total / 1e6:.1f} | {beyond / 1e6:.1f} "
-              f"| {total / 1e6 / TARGET_MB:.2f}x |")
+        print(
+            f"| {label} | {'; '.join(parts)} | {total / 1e6:.1f} | {beyond / 1e6:.1f} "
+            f"| {total / 1e6 / TARGET_MB:.2f}x |"
+        )
         if names == ("edgelearn",):
             core = total
     if core is not None:
         verdict = "meets" if core / 1e6 < TARGET_MB else "misses"
-        print(f"\nedgelearn core: {core / 1e6:.1f} MB, which {verdict} the < {TARGET_MB:.0f} MB "
-              f"target; edgelearn's own files are {own / 1e6:.2f} MB of it (the browser "
-              f"playground's static files, TF.js included, {web / 1e6:.2f} MB), numpy "
-              f"{numpy_bytes / 1e6:.1f} MB.")
+        print(
+            f"\nedgelearn core: {core / 1e6:.1f} MB, which {verdict} the < {TARGET_MB:.0f} MB "
+            f"target; edgelearn's own files are {own / 1e6:.2f} MB of it (the browser "
+            f"playground's static files, TF.js included, {web / 1e6:.2f} MB), numpy "
+            f"{numpy_bytes / 1e6:.1f} MB."
+        )
     return 0
 
 

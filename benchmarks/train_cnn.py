@@ -118,16 +118,23 @@ def make_torch_step(torch: Any, batches: list[tuple[np.ndarray, np.ndarray]]) ->
     """The same step in PyTorch eager: NCHW (its native layout), log-softmax + NLL, Adam."""
     nn, functional = torch.nn, torch.nn.functional
     model = nn.Sequential(
-        nn.Conv2d(1, 8, 5), nn.ReLU(), nn.MaxPool2d(2, 2),
-        nn.Conv2d(8, 16, 5), nn.ReLU(), nn.MaxPool2d(2, 2),
-        nn.Flatten(), nn.Linear(256, 10),
+        nn.Conv2d(1, 8, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2, 2),
+        nn.Conv2d(8, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2, 2),
+        nn.Flatten(),
+        nn.Linear(256, 10),
     )
     # Keras' Adam epsilon, as edgelearn uses; it does not change the amount of work.
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     # Converted once, outside the timing: each library gets its batches in its native layout.
     tensors = [
-        (torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))),
-         torch.from_numpy(y.astype(np.int64)))
+        (
+            torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))),
+            torch.from_numpy(y.astype(np.int64)),
+        )
         for x, y in batches
     ]
 
@@ -152,7 +159,7 @@ def make_batches(batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
     count = max(1, len(x_train) // batch_size)
     batches = []
     for b in range(count):
-        index = order[(b * batch_size) % len(order):][:batch_size]
+        index = order[(b * batch_size) % len(order) :][:batch_size]
         if len(index) < batch_size:  # batch sizes above 7,000 wrap around the data
             index = np.resize(order, batch_size)
         batches.append((prepare(x_train[index]), y_train[index]))
@@ -205,8 +212,17 @@ def child(args: argparse.Namespace) -> int:
         "rates": rates,
         "last_loss": losses,
         "blas": [
-            {k: entry.get(k) for k in ("internal_api", "version", "architecture", "num_threads",
-                                       "threading_layer", "filepath")}
+            {
+                k: entry.get(k)
+                for k in (
+                    "internal_api",
+                    "version",
+                    "architecture",
+                    "num_threads",
+                    "threading_layer",
+                    "filepath",
+                )
+            }
             for entry in info
         ],
         "torch_threads": torch.get_num_threads() if torch is not None else None,
@@ -214,8 +230,10 @@ def child(args: argparse.Namespace) -> int:
         "torch_cpu_capability": (
             torch.backends.cpu.get_cpu_capability() if torch is not None else None
         ),
-        "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                               *OPENBLAS_OVERRIDES)},
+        "env": {
+            k: os.environ.get(k)
+            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", *OPENBLAS_OVERRIDES)
+        },
     }
     if limits is not None:
         limits.restore_original_limits()
@@ -240,14 +258,27 @@ def run_child(args: argparse.Namespace, threads: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="train_cnn_") as folder:
         output = os.path.join(folder, "result.json")
         command = [
-            sys.executable, os.path.abspath(__file__), "--child-output", output,
-            "--threads", str(threads), "--steps", str(args.steps), "--repeats", str(args.repeats),
-            "--warmup", str(args.warmup), "--batch-size", *map(str, args.batch_size),
+            sys.executable,
+            os.path.abspath(__file__),
+            "--child-output",
+            output,
+            "--threads",
+            str(threads),
+            "--steps",
+            str(args.steps),
+            "--repeats",
+            str(args.repeats),
+            "--warmup",
+            str(args.warmup),
+            "--batch-size",
+            *map(str, args.batch_size),
         ]
         done = subprocess.run(command, env=child_env(threads, args.keep_openblas_env), check=False)
         if done.returncode != 0:
-            raise SystemExit(f"the benchmark process for {threads} thread(s) failed "
-                             f"(exit code {done.returncode})")
+            raise SystemExit(
+                f"the benchmark process for {threads} thread(s) failed "
+                f"(exit code {done.returncode})"
+            )
         with open(output, encoding="utf-8") as f:
             return json.load(f)
 
@@ -257,61 +288,83 @@ def print_header(args: argparse.Namespace, results: list[dict[str, Any]]) -> Non
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
     print("edgelearn vs PyTorch CPU eager: training throughput of the TF.js codelab CNN")
     print(f"date:     {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
-    print(f"cpu:      {cpu_model()}, {os.cpu_count()} logical CPUs ({affinity} usable), "
-          f"virtualized: {virtualized()}")
-    print(f"software: python {platform.python_version()}, numpy {np.__version__}, "
-          f"edgelearn {el.__version__} (source {source_revision()}), "
-          f"torch {first['torch_version'] or 'not installed'}"
-          + (f" (CPU capability {first['torch_cpu_capability']})"
-             if first["torch_cpu_capability"] else ""))
+    print(
+        f"cpu:      {cpu_model()}, {os.cpu_count()} logical CPUs ({affinity} usable), "
+        f"virtualized: {virtualized()}"
+    )
+    print(
+        f"software: python {platform.python_version()}, numpy {np.__version__}, "
+        f"edgelearn {el.__version__} (source {source_revision()}), "
+        f"torch {first['torch_version'] or 'not installed'}"
+        + (
+            f" (CPU capability {first['torch_cpu_capability']})"
+            if first["torch_cpu_capability"]
+            else ""
+        )
+    )
     for result in results:
         blas = [b for b in result["blas"] if b["internal_api"] == "openblas"]
-        described = ", ".join(
-            f"OpenBLAS {b['version']} kernel {b['architecture']} ({b['num_threads']} threads)"
-            for b in blas
-        ) or "unknown (pip install threadpoolctl to see it)"
+        described = (
+            ", ".join(
+                f"OpenBLAS {b['version']} kernel {b['architecture']} ({b['num_threads']} threads)"
+                for b in blas
+            )
+            or "unknown (pip install threadpoolctl to see it)"
+        )
         torch_threads = result["torch_threads"] or "n/a (not installed)"
-        print(f"blas:     threads={result['threads']}: numpy uses {described}; "
-              f"torch threads {torch_threads}")
+        print(
+            f"blas:     threads={result['threads']}: numpy uses {described}; "
+            f"torch threads {torch_threads}"
+        )
     was = {k: os.environ.get(k) for k in OPENBLAS_OVERRIDES if os.environ.get(k)}
     if args.keep_openblas_env:
         print(f"env:      kept {was or 'no OPENBLAS overrides'} in the benchmark processes")
     elif was:
-        print("env:      unset " + ", ".join(f"{k}={v}" for k, v in was.items())
-              + " in the benchmark processes")
-    print(f"method:   {args.steps} steps per measurement, {args.repeats} rounds of edgelearn then "
-          f"torch, {args.warmup} warm-up steps; real MNIST digits (local copy), same batches "
-          "for both")
+        print(
+            "env:      unset "
+            + ", ".join(f"{k}={v}" for k, v in was.items())
+            + " in the benchmark processes"
+        )
+    print(
+        f"method:   {args.steps} steps per measurement, {args.repeats} rounds of edgelearn then "
+        f"torch, {args.warmup} warm-up steps; real MNIST digits (local copy), same batches "
+        "for both"
+    )
     print()
 
 
 def print_table(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
-    print(f"{'library':<10} {'threads':>7} {'batch':>6} {'median img/s':>13} "
-          f"{'min':>9} {'max':>9}")
+    print(f"{'library':<10} {'threads':>7} {'batch':>6} {'median img/s':>13} {'min':>9} {'max':>9}")
     for result in results:
         for batch_size in args.batch_size:
             for lib in LIBRARIES:
                 rates = result["rates"].get(f"{lib}/{batch_size}")
                 if not rates:
                     continue
-                print(f"{lib:<10} {result['threads']:>7} {batch_size:>6} "
-                      f"{statistics.median(rates):>13,.0f} {min(rates):>9,.0f} "
-                      f"{max(rates):>9,.0f}")
+                print(
+                    f"{lib:<10} {result['threads']:>7} {batch_size:>6} "
+                    f"{statistics.median(rates):>13,.0f} {min(rates):>9,.0f} "
+                    f"{max(rates):>9,.0f}"
+                )
     print()
     for result in results:
         for batch_size in args.batch_size:
             ours = result["rates"][f"edgelearn/{batch_size}"]
             theirs = result["rates"].get(f"torch/{batch_size}")
             if not theirs:
-                print(f"ratio edgelearn/torch, threads={result['threads']} batch={batch_size}: "
-                      f"n/a (torch not installed: pip install {TORCH_PIN})")
+                print(
+                    f"ratio edgelearn/torch, threads={result['threads']} batch={batch_size}: "
+                    f"n/a (torch not installed: pip install {TORCH_PIN})"
+                )
                 continue
             ratio = statistics.median(ours) / statistics.median(theirs)
             # Each round measured both back to back; the median of those ratios resists drift.
             paired = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
-            print(f"ratio edgelearn/torch, threads={result['threads']} batch={batch_size}: "
-                  f"{ratio:.3f} (torch is {1 / ratio:.1f}x faster; median of per-round ratios "
-                  f"{paired:.3f})")
+            print(
+                f"ratio edgelearn/torch, threads={result['threads']} batch={batch_size}: "
+                f"{ratio:.3f} (torch is {1 / ratio:.1f}x faster; median of per-round ratios "
+                f"{paired:.3f})"
+            )
 
 
 def check_results(results: list[dict[str, Any]]) -> list[str]:
@@ -328,20 +381,45 @@ def check_results(results: list[dict[str, Any]]) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=int, nargs="+", default=[64],
-                        help="one or more batch sizes, measured interleaved (default 64)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
-                        help="thread counts, one child process each (default 1 2)")
-    parser.add_argument("--steps", type=int, default=50,
-                        help="timed optimizer steps per measurement (default 50)")
-    parser.add_argument("--repeats", type=int, default=11,
-                        help="rounds of edgelearn-then-torch measurements (default 11)")
-    parser.add_argument("--warmup", type=int, default=5,
-                        help="untimed steps per library and batch size first (default 5)")
-    parser.add_argument("--check", action="store_true",
-                        help="smoke test: 3 steps x 2 rounds, fails on a non-finite loss")
-    parser.add_argument("--keep-openblas-env", action="store_true",
-                        help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the child processes")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        nargs="+",
+        default=[64],
+        help="one or more batch sizes, measured interleaved (default 64)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="thread counts, one child process each (default 1 2)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=50, help="timed optimizer steps per measurement (default 50)"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=11,
+        help="rounds of edgelearn-then-torch measurements (default 11)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=5,
+        help="untimed steps per library and batch size first (default 5)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="smoke test: 3 steps x 2 rounds, fails on a non-finite loss",
+    )
+    parser.add_argument(
+        "--keep-openblas-env",
+        action="store_true",
+        help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the child processes",
+    )
     parser.add_argument("--child-output", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.check:

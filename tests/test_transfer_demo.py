@@ -8,8 +8,10 @@ from edgelearn.demos import transfer
 from edgelearn.utils.files import find_node_package
 
 pytestmark = [
-    pytest.mark.skipif(not pathlib.Path("/usr/share/datasets/fashion-mnist").is_dir(),
-                       reason="Debian's dataset-fashion-mnist is not installed"),
+    pytest.mark.skipif(
+        not pathlib.Path("/usr/share/datasets/fashion-mnist").is_dir(),
+        reason="Debian's dataset-fashion-mnist is not installed",
+    ),
     pytest.mark.skipif(find_node_package("nsfwjs") is None, reason="run `npm ci` (nsfwjs)"),
 ]
 
@@ -19,8 +21,9 @@ def test_demo_runs_every_comparison_and_checks_tfjs(monkeypatch):
     monkeypatch.setattr(transfer, "HEAD_EPOCHS", 20)
     monkeypatch.setattr(transfer, "BLANK_EPOCHS", 5)
     lines = []
-    results = transfer.run(shots=(1, 3), size=32, base_epochs=1, base_samples=3000,
-                           print_fn=lines.append)
+    results = transfer.run(
+        shots=(1, 3), size=32, base_epochs=1, base_samples=3000, print_fn=lines.append
+    )
     text = "\n".join(lines)
     assert "MobileNetV2 32px [-1, 1] + KNN" in text and "own base + head" in text
     assert results["mobilenet"]["weights"] == "nsfwjs"

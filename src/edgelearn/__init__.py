@@ -32,6 +32,20 @@ from edgelearn.models import Model, Sequential
 __version__ = "0.1.0"
 
 __all__ = [
-    "Model", "Sequential", "activations", "io", "load_model", "callbacks", "data", "datasets", "engine",
-    "initializers", "layers", "losses", "metrics", "optimizers", "random", "regularizers",
+    "Model",
+    "Sequential",
+    "activations",
+    "io",
+    "load_model",
+    "callbacks",
+    "data",
+    "datasets",
+    "engine",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "optimizers",
+    "random",
+    "regularizers",
 ]

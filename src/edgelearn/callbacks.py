@@ -54,7 +54,8 @@ class CallbackList:
         for callback in callbacks:
             if not isinstance(callback, Callback):
                 raise TypeError(
-                    f"callbacks must be edgelearn.callbacks.Callback instances, received {callback!r}"
+                    "callbacks must be edgelearn.callbacks.Callback instances, "
+                    f"received {callback!r}"
                 )
             callback.set_model(model)
             callback.set_params(params)
@@ -86,14 +87,19 @@ class History(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
+    """A callback from plain functions.
+
+    For example ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``.
+    """
 
     def __init__(self, **hooks: Callable[..., None]):
         super().__init__()
         for hook, fn in hooks.items():
             if not hook.startswith("on_") or not hasattr(Callback, hook):
                 known = sorted(name for name in dir(Callback) if name.startswith("on_"))
-                raise ValueError(f"LambdaCallback got unknown hook {hook!r}; known hooks: {', '.join(known)}")
+                raise ValueError(
+                    f"LambdaCallback got unknown hook {hook!r}; known hooks: {', '.join(known)}"
+                )
             setattr(self, hook, fn)
 
 
@@ -126,7 +132,9 @@ class EarlyStopping(Callback):
     ):
         super().__init__()
         if mode not in ("auto", "min", "max"):
-            raise ValueError(f"EarlyStopping mode must be 'auto', 'min' or 'max'. Received: mode={mode!r}")
+            raise ValueError(
+                f"EarlyStopping mode must be 'auto', 'min' or 'max'. Received: mode={mode!r}"
+            )
         if mode == "auto":
             mode = "max" if "acc" in monitor else "min"
         self.monitor, self.min_delta, self.patience = monitor, abs(min_delta), int(patience)
@@ -176,7 +184,10 @@ class EarlyStopping(Callback):
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose:
-                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+                print(
+                    "Restoring model weights from the end of the best epoch: "
+                    f"{self.best_epoch + 1}."
+                )
             self.model.set_weights(self.best_weights)
 
 
@@ -200,7 +211,9 @@ class ProgressLogger(Callback):
         self.epoch_start = time.perf_counter()
         self.epoch = epoch
         if self.verbose == 1:
-            self._bar = _make_bar(self.stream, f"Epoch {epoch + 1}/{self.params['epochs']}", self.params["steps"])
+            self._bar = _make_bar(
+                self.stream, f"Epoch {epoch + 1}/{self.params['epochs']}", self.params["steps"]
+            )
 
     def on_train_batch_end(self, batch, logs=None):
         if self._bar is not None:
@@ -211,20 +224,34 @@ class ProgressLogger(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        line = f"Epoch {epoch + 1}/{self.params['epochs']} - {seconds:.1f}s - {format_logs(logs or {})}"
+        line = (
+            f"Epoch {epoch + 1}/{self.params['epochs']} - {seconds:.1f}s - "
+            f"{format_logs(logs or {})}"
+        )
         print(line, file=self.stream, flush=True)
 
 
 def _make_bar(stream: IO[str], title: str, total: int) -> Any:
     try:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
     except ImportError:
         return _TextBar(stream, title, total)
     return _RichBar(
         Progress(
-            TextColumn(title), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[logs]}"), console=Console(file=stream), transient=True,
+            TextColumn(title),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[logs]}"),
+            console=Console(file=stream),
+            transient=True,
         ),
         total,
     )
@@ -271,4 +298,3 @@ def resolve_verbose(verbose: int | str, stream: IO[str] | None = None) -> int:
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 'auto', 0, 1 or 2. Received: verbose={verbose!r}")
     return int(verbose)
-

@@ -126,7 +126,9 @@ class VarianceScaling(Initializer):
         if scale <= 0:
             raise ValueError(f"VarianceScaling expects a positive scale. Received: scale={scale}")
         if mode not in self._MODES:
-            raise ValueError(f"VarianceScaling mode must be one of {self._MODES}. Received: mode={mode!r}")
+            raise ValueError(
+                f"VarianceScaling mode must be one of {self._MODES}. Received: mode={mode!r}"
+            )
         if distribution not in self._DISTRIBUTIONS:
             raise ValueError(
                 f"VarianceScaling distribution must be one of {self._DISTRIBUTIONS}. "
@@ -144,13 +146,20 @@ class VarianceScaling(Initializer):
             values = rng.uniform(-limit, limit, size=shape)
         elif self.distribution in ("truncated_normal", "normal"):  # Keras 2 meant truncated
             # 0.8796... is the standard deviation of a standard normal truncated at +-2.
-            values = math.sqrt(variance) / 0.87962566103423978 * _truncated_standard_normal(rng, shape)
+            values = (
+                math.sqrt(variance) / 0.87962566103423978 * _truncated_standard_normal(rng, shape)
+            )
         else:
             values = math.sqrt(variance) * rng.standard_normal(shape)
         return values.astype(dtype)
 
     def get_config(self):
-        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed}
+        return {
+            "scale": self.scale,
+            "mode": self.mode,
+            "distribution": self.distribution,
+            "seed": self.seed,
+        }
 
 
 class GlorotUniform(VarianceScaling):
@@ -188,15 +197,31 @@ class HeUniform(VarianceScaling):
 _CLASSES: dict[str, type[Initializer]] = {
     cls.__name__: cls
     for cls in (
-        Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling,
-        GlorotUniform, GlorotNormal, HeNormal, HeUniform,
+        Zeros,
+        Ones,
+        Constant,
+        RandomNormal,
+        RandomUniform,
+        TruncatedNormal,
+        VarianceScaling,
+        GlorotUniform,
+        GlorotNormal,
+        HeNormal,
+        HeUniform,
     )
 }
 _NAMES = {
-    "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
-    "random_uniform": RandomUniform, "truncated_normal": TruncatedNormal,
-    "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform,
-    "glorot_normal": GlorotNormal, "he_normal": HeNormal, "he_uniform": HeUniform,
+    "zeros": Zeros,
+    "ones": Ones,
+    "constant": Constant,
+    "random_normal": RandomNormal,
+    "random_uniform": RandomUniform,
+    "truncated_normal": TruncatedNormal,
+    "variance_scaling": VarianceScaling,
+    "glorot_uniform": GlorotUniform,
+    "glorot_normal": GlorotNormal,
+    "he_normal": HeNormal,
+    "he_uniform": HeUniform,
 }
 
 

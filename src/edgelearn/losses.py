@@ -24,7 +24,9 @@ EPSILON = 1e-7
 
 
 def _labels(y_true: Any, y_pred: Tensor) -> np.ndarray:
-    return np.asarray(y_true.data if isinstance(y_true, Tensor) else y_true).astype(y_pred.dtype, copy=False)
+    return np.asarray(y_true.data if isinstance(y_true, Tensor) else y_true).astype(
+        y_pred.dtype, copy=False
+    )
 
 
 def _check_same_shape(name: str, y_true: np.ndarray, y_pred: Tensor) -> np.ndarray:
@@ -39,7 +41,10 @@ def _check_same_shape(name: str, y_true: np.ndarray, y_pred: Tensor) -> np.ndarr
 
 
 class Loss:
-    """Base class: ``loss(y_true, y_pred)`` returns the mean loss over samples as a scalar Tensor."""
+    """Base class: ``loss(y_true, y_pred)`` returns the mean loss over samples.
+
+    The result is a scalar Tensor.
+    """
 
     name = "loss"
 
@@ -92,7 +97,8 @@ class SparseCategoricalCrossentropy(Loss):
         if labels.shape != y_pred.shape[:-1]:
             raise ValueError(
                 "SparseCategoricalCrossentropy expects integer labels of shape "
-                f"{y_pred.shape[:-1]} for predictions of shape {y_pred.shape}, received {labels.shape}"
+                f"{y_pred.shape[:-1]} for predictions of shape {y_pred.shape}, "
+                f"received {labels.shape}"
             )
         one_hot = to_one_hot(labels, y_pred.shape[-1], y_pred.dtype)
         return _categorical(one_hot, y_pred, self.from_logits)
@@ -103,7 +109,8 @@ def to_one_hot(labels: np.ndarray, num_classes: int, dtype: Any) -> np.ndarray:
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         bad = labels[(labels < 0) | (labels >= num_classes)].ravel()[0].item()
         raise ValueError(
-            f"Labels must be integers in [0, {num_classes}) for a model with {num_classes} outputs, "
+            f"Labels must be integers in [0, {num_classes}) "
+            f"for a model with {num_classes} outputs, "
             f"received label {bad!r}"
         )
     flat = labels.astype(np.int64, copy=False).ravel()
@@ -136,7 +143,9 @@ class MeanSquaredError(Loss):
     name = "mean_squared_error"
 
     def per_sample(self, y_true, y_pred):
-        diff = F.Sub.apply(y_pred, _check_same_shape("MeanSquaredError", _labels(y_true, y_pred), y_pred))
+        diff = F.Sub.apply(
+            y_pred, _check_same_shape("MeanSquaredError", _labels(y_true, y_pred), y_pred)
+        )
         return F.Mean.apply(F.Mul.apply(diff, diff), axis=-1)
 
     def get_config(self):
@@ -147,7 +156,9 @@ class MeanAbsoluteError(Loss):
     name = "mean_absolute_error"
 
     def per_sample(self, y_true, y_pred):
-        diff = F.Sub.apply(y_pred, _check_same_shape("MeanAbsoluteError", _labels(y_true, y_pred), y_pred))
+        diff = F.Sub.apply(
+            y_pred, _check_same_shape("MeanAbsoluteError", _labels(y_true, y_pred), y_pred)
+        )
         return F.Mean.apply(F.Abs.apply(diff), axis=-1)
 
     def get_config(self):

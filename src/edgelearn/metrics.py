@@ -7,7 +7,9 @@ categorical accuracy when they are one-hot.
 Example:
     >>> import numpy as np
     >>> import edgelearn as el
-    >>> float(el.metrics.sparse_categorical_accuracy(np.array([1, 0]), np.array([[0.2, 0.8], [0.3, 0.7]])).mean())
+    >>> float(el.metrics.sparse_categorical_accuracy(
+    ...     np.array([1, 0]), np.array([[0.2, 0.8], [0.3, 0.7]])
+    ... ).mean())
     0.5
 """
 
@@ -60,8 +62,10 @@ def resolve(identifier: str | MetricFn, loss_name: str, y_true: np.ndarray, y_pr
     if identifier in _METRICS:
         return identifier, _METRICS[identifier]
     raise ValueError(
-        f"Unknown metric {identifier!r}. Known metrics: accuracy, acc, {', '.join(sorted(_METRICS))}, "
-        f"or a function fn(y_true, y_pred) returning one value per sample. Received: metrics=[{identifier!r}]"
+        f"Unknown metric {identifier!r}. "
+        f"Known metrics: accuracy, acc, {', '.join(sorted(_METRICS))}, "
+        "or a function fn(y_true, y_pred) returning one value per sample. "
+        f"Received: metrics=[{identifier!r}]"
     )
 
 

@@ -7,7 +7,9 @@ Example:
     >>> import numpy as np
     >>> import edgelearn as el
     >>> w = el.engine.Variable(np.array([1.0], dtype=np.float32))
-    >>> el.optimizers.SGD(learning_rate=0.1).apply_gradients([(np.array([2.0], dtype=np.float32), w)])
+    >>> el.optimizers.SGD(learning_rate=0.1).apply_gradients(
+    ...     [(np.array([2.0], dtype=np.float32), w)]
+    ... )
     >>> w.numpy()
     array([0.8], dtype=float32)
 """
@@ -40,7 +42,10 @@ class Optimizer:
         self._state: dict[int, dict[str, np.ndarray]] = {}
 
     def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Variable]]) -> None:
-        """Apply one step: ``[(gradient, variable), ...]``; variables with a None gradient are skipped."""
+        """Apply one step: ``[(gradient, variable), ...]``.
+
+        Variables with a None gradient are skipped.
+        """
         self.iterations += 1
         for grad, variable in grads_and_vars:
             if grad is None:
@@ -81,7 +86,9 @@ class SGD(Optimizer):
 
     name = "SGD"
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False, **kwargs):
+    def __init__(
+        self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False, **kwargs
+    ):
         super().__init__(learning_rate, **kwargs)
         if not 0 <= momentum <= 1:
             raise ValueError(f"SGD expects 0 <= momentum <= 1. Received: momentum={momentum!r}")
@@ -232,7 +239,10 @@ class Adagrad(Optimizer):
 
 
 _OPTIMIZERS: dict[str, type[Optimizer]] = {
-    "sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad,
+    "sgd": SGD,
+    "adam": Adam,
+    "rmsprop": RMSprop,
+    "adagrad": Adagrad,
 }
 
 

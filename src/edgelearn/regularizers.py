@@ -34,7 +34,9 @@ class L1L2(Regularizer):
     def __init__(self, l1: float = 0.0, l2: float = 0.0):
         for argument, value in (("l1", l1), ("l2", l2)):
             if value < 0:
-                raise ValueError(f"{type(self).__name__} expects {argument} >= 0. Received: {argument}={value!r}")
+                raise ValueError(
+                    f"{type(self).__name__} expects {argument} >= 0. Received: {argument}={value!r}"
+                )
         self.l1, self.l2 = float(l1), float(l2)
 
     def __call__(self, weight):

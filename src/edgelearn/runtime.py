@@ -39,8 +39,9 @@ class OnnxRuntimePredictor:
         opset: the ONNX opset of the exported graph.
     """
 
-    def __init__(self, model: Model, threads: int | None = None,
-                 opset: int = onnx_io.DEFAULT_OPSET):
+    def __init__(
+        self, model: Model, threads: int | None = None, opset: int = onnx_io.DEFAULT_OPSET
+    ):
         if threads is not None and (
             isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1
         ):

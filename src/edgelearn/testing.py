@@ -88,8 +88,14 @@ def check_gradients(
             raise AssertionError(f"{layer.name}: no gradient reached {name}")
         numeric = numeric_gradient(objective, array)
         np.testing.assert_allclose(
-            analytic, numeric, rtol=rtol, atol=atol,
-            err_msg=f"{type(layer).__name__} '{layer.name}': gradient of {name} disagrees with finite differences",
+            analytic,
+            numeric,
+            rtol=rtol,
+            atol=atol,
+            err_msg=(
+                f"{type(layer).__name__} '{layer.name}': gradient of {name} "
+                "disagrees with finite differences"
+            ),
         )
 
 
@@ -122,7 +128,9 @@ def run_layer_test(
     # Shapes and weights, in float32 (the dtype users train in).
     layer = layer_cls(**init_kwargs)
     outputs = layer(x, training=training)
-    assert outputs.dtype == np.float32, f"{layer_cls.__name__} returned {outputs.dtype}, not float32"
+    assert outputs.dtype == np.float32, (
+        f"{layer_cls.__name__} returned {outputs.dtype}, not float32"
+    )
     if expected_output_shape is not None:
         assert outputs.shape == tuple(expected_output_shape), (
             f"{layer_cls.__name__}: output shape {outputs.shape}, expected {expected_output_shape}"
@@ -133,7 +141,11 @@ def run_layer_test(
     )
     for expected, actual, what in (
         (expected_num_trainable_weights, len(layer.trainable_weights), "trainable weights"),
-        (expected_num_non_trainable_weights, len(layer.non_trainable_weights), "non-trainable weights"),
+        (
+            expected_num_non_trainable_weights,
+            len(layer.non_trainable_weights),
+            "non-trainable weights",
+        ),
         (expected_num_params, layer.count_params(), "parameters"),
     ):
         if expected is not None:
@@ -142,7 +154,9 @@ def run_layer_test(
     # Config round trip through JSON: same config, same outputs with the same weights.
     config = json.loads(json.dumps(layer.get_config()))
     clone = layer_cls.from_config(config)
-    assert json.loads(json.dumps(clone.get_config())) == config, f"{layer_cls.__name__}: config changed"
+    assert json.loads(json.dumps(clone.get_config())) == config, (
+        f"{layer_cls.__name__}: config changed"
+    )
     revived = deserialize(json.loads(json.dumps(serialize(layer))))
     assert type(revived) is layer_cls
     if not training:  # training-mode outputs may be random (Dropout) or change state (BatchNorm)
@@ -156,8 +170,10 @@ def run_layer_test(
         x64 = _map(lambda a: a.astype(np.float64), x)
         float64_layer(_map(lambda a: a[:1], x64))
         float64_layer.set_weights(
-            [rng.normal(size=w.shape) if w.trainable else np.abs(rng.normal(size=w.shape)) + 0.5
-             for w in float64_layer.weights]
+            [
+                rng.normal(size=w.shape) if w.trainable else np.abs(rng.normal(size=w.shape)) + 0.5
+                for w in float64_layer.weights
+            ]
         )
         check_gradients(float64_layer, x64, training=training, seed=seed)
     return layer

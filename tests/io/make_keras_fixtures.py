@@ -40,17 +40,20 @@ SIZE_LIMIT = 200 * 1024  # keep the committed fixtures small
 
 def sequential_model() -> el.Model:
     layers = el.layers
-    return el.Sequential([
-        layers.Input((8, 8, 3)),
-        layers.Conv2D(4, 3, activation="relu"),
-        layers.BatchNormalization(momentum=0.8),
-        layers.SeparableConv2D(6, 3, padding="same", depth_multiplier=2, activation="relu"),
-        layers.DepthwiseConv2D(3),
-        layers.MaxPooling2D(),
-        layers.Dropout(0.25),
-        layers.Flatten(),
-        layers.Dense(3, activation="softmax"),
-    ], name="sequential_fixture")
+    return el.Sequential(
+        [
+            layers.Input((8, 8, 3)),
+            layers.Conv2D(4, 3, activation="relu"),
+            layers.BatchNormalization(momentum=0.8),
+            layers.SeparableConv2D(6, 3, padding="same", depth_multiplier=2, activation="relu"),
+            layers.DepthwiseConv2D(3),
+            layers.MaxPooling2D(),
+            layers.Dropout(0.25),
+            layers.Flatten(),
+            layers.Dense(3, activation="softmax"),
+        ],
+        name="sequential_fixture",
+    )
 
 
 def functional_model() -> el.Model:
@@ -108,8 +111,11 @@ def main() -> None:
         twin.save(DATA / f"{name}.h5")
     expected["keras_version"] = np.array(keras.__version__)
     np.savez(DATA / "keras_expected.npz", **expected)
-    written = [DATA / f"{name}{suffix}" for name in ("sequential", "functional")
-               for suffix in (".keras", ".h5")] + [DATA / "keras_expected.npz"]
+    written = [
+        DATA / f"{name}{suffix}"
+        for name in ("sequential", "functional")
+        for suffix in (".keras", ".h5")
+    ] + [DATA / "keras_expected.npz"]
     total = sum(path.stat().st_size for path in written)
     for path in written:
         print(f"{path.name:40s} {path.stat().st_size:8d} bytes")

@@ -64,6 +64,7 @@ def _rewrite_archive(path: pathlib.Path, member: str, transform) -> None:
 
 def _edit_archive_weights(path: pathlib.Path, edit) -> None:
     """Apply ``edit(h5py.File)`` to the model.weights.h5 inside a .keras archive."""
+
     def transform(data: bytes) -> bytes:
         buffer = io.BytesIO(data)
         with h5py.File(buffer, "r+") as h5:
@@ -110,8 +111,16 @@ def test_trained_batch_norm_statistics_survive(name):
 
 def test_fixtures_cover_the_layers_and_graph_features():
     sequential = {type(layer).__name__ for layer in el.load_model(DATA / "sequential.keras").layers}
-    assert {"Conv2D", "BatchNormalization", "SeparableConv2D", "DepthwiseConv2D", "MaxPooling2D",
-            "Dropout", "Flatten", "Dense"} <= sequential
+    assert {
+        "Conv2D",
+        "BatchNormalization",
+        "SeparableConv2D",
+        "DepthwiseConv2D",
+        "MaxPooling2D",
+        "Dropout",
+        "Flatten",
+        "Dense",
+    } <= sequential
     functional = el.load_model(DATA / "functional.keras")
     names = {type(layer).__name__ for layer in functional.layers}
     assert {"Add", "Concatenate", "AveragePooling2D", "GlobalAveragePooling2D"} <= names
@@ -127,20 +136,26 @@ def test_loaded_keras_model_saves_as_tfjs_unchanged(tmp_path, expected):
     np.testing.assert_array_equal(reloaded.predict(x), model.predict(x))
 
 
-@pytest.mark.parametrize(("name", "as_name"), [("sequential.keras", "model.bin"),
-                                               ("sequential.h5", "weights")])
+@pytest.mark.parametrize(
+    ("name", "as_name"), [("sequential.keras", "model.bin"), ("sequential.h5", "weights")]
+)
 def test_format_comes_from_the_file_signature(tmp_path, expected, name, as_name):
     model = el.load_model(_copy(name, tmp_path, as_name))
-    np.testing.assert_allclose(model.predict(expected["sequential_x"]), expected["sequential_y"],
-                               rtol=0, atol=FIXTURE_TOL)
+    np.testing.assert_allclose(
+        model.predict(expected["sequential_x"]), expected["sequential_y"], rtol=0, atol=FIXTURE_TOL
+    )
 
 
 def test_keras_2_13_archive_layout_is_read(tmp_path, expected):
     """tf.keras 2.13-2.15 wrote _layer_checkpoint_dependencies/ where Keras 3 writes layers/."""
     path = _copy("functional.keras", tmp_path)
     _edit_archive_weights(path, lambda h5: h5.move("layers", "_layer_checkpoint_dependencies"))
-    np.testing.assert_allclose(el.load_model(path).predict(expected["functional_x"]),
-                               expected["functional_y"], rtol=0, atol=FIXTURE_TOL)
+    np.testing.assert_allclose(
+        el.load_model(path).predict(expected["functional_x"]),
+        expected["functional_y"],
+        rtol=0,
+        atol=FIXTURE_TOL,
+    )
 
 
 def test_tf_keras_build_input_shape_gives_the_input(tmp_path, expected):
@@ -152,8 +167,12 @@ def test_tf_keras_build_input_shape_gives_the_input(tmp_path, expected):
         first = config["config"]["layers"].pop(0)
         config["config"]["build_input_shape"] = first["config"]["batch_shape"]
         h5.attrs["model_config"] = json.dumps(config)
-    np.testing.assert_allclose(el.load_model(path).predict(expected["sequential_x"]),
-                               expected["sequential_y"], rtol=0, atol=FIXTURE_TOL)
+    np.testing.assert_allclose(
+        el.load_model(path).predict(expected["sequential_x"]),
+        expected["sequential_y"],
+        rtol=0,
+        atol=FIXTURE_TOL,
+    )
 
 
 def _fresh_model(name: str) -> el.Model:
@@ -188,16 +207,18 @@ def _keras2_weights(name: str, folder: pathlib.Path) -> pathlib.Path:
 def test_load_weights_reads_a_keras_3_weights_file(tmp_path, expected, name):
     model = _fresh_model(name)
     assert keras_io.load_weights(model, _keras3_weights(name, tmp_path)) == []
-    np.testing.assert_allclose(model.predict(expected[f"{name}_x"]), expected[f"{name}_y"],
-                               rtol=0, atol=FIXTURE_TOL)
+    np.testing.assert_allclose(
+        model.predict(expected[f"{name}_x"]), expected[f"{name}_y"], rtol=0, atol=FIXTURE_TOL
+    )
 
 
 @pytest.mark.parametrize("name", ["sequential", "functional"])
 def test_load_weights_reads_a_keras_2_weights_only_file(tmp_path, expected, name):
     model = _fresh_model(name)
     assert keras_io.load_weights(model, _keras2_weights(name, tmp_path)) == []
-    np.testing.assert_allclose(model.predict(expected[f"{name}_x"]), expected[f"{name}_y"],
-                               rtol=0, atol=FIXTURE_TOL)
+    np.testing.assert_allclose(
+        model.predict(expected[f"{name}_x"]), expected[f"{name}_y"], rtol=0, atol=FIXTURE_TOL
+    )
 
 
 def test_load_weights_refuses_a_model_with_other_layers(tmp_path):
@@ -221,13 +242,18 @@ def test_skip_mismatch_by_position_leaves_the_misfit_layer_alone(tmp_path):
     for a, b in zip(dense.get_weights(), before):
         np.testing.assert_array_equal(a, b)
     reference = el.load_model(DATA / "sequential.keras")
-    np.testing.assert_array_equal(model.layers[0].get_weights()[0],
-                                  reference.layers[0].get_weights()[0])
+    np.testing.assert_array_equal(
+        model.layers[0].get_weights()[0], reference.layers[0].get_weights()[0]
+    )
 
 
 # --------------------------------------------------------------------------- by layer name
-BY_NAME_FILES = ["functional.h5", "functional_weights.h5", "functional.weights.h5",
-                 "functional.keras"]
+BY_NAME_FILES = [
+    "functional.h5",
+    "functional_weights.h5",
+    "functional.weights.h5",
+    "functional.keras",
+]
 
 
 def _by_name_file(kind: str, folder: pathlib.Path) -> pathlib.Path:
@@ -254,8 +280,9 @@ def _functional_part(shared_kernel: int = 1, head: bool = False) -> el.Model:
 
 
 def _reference_weights() -> dict[str, list[np.ndarray]]:
-    return {layer.name: layer.get_weights()
-            for layer in el.load_model(DATA / "functional.keras").layers}
+    return {
+        layer.name: layer.get_weights() for layer in el.load_model(DATA / "functional.keras").layers
+    }
 
 
 def _assert_weights(layer: el.layers.Layer, arrays: list[np.ndarray]) -> None:
@@ -277,8 +304,10 @@ def test_load_weights_by_name_gives_each_layer_its_own(tmp_path, kind):
 def test_load_weights_by_name_lists_missing_and_misfit_layers(tmp_path, kind):
     model = _functional_part(shared_kernel=3, head=True)
     before = model.get_weights()
-    message = (r"the file has no weights for layer 'head'; weight 'shared_conv/kernel' has shape "
-               r"\[1, 1, 6, 6\] in \S+ but the model needs \[3, 3, 6, 6\]")
+    message = (
+        r"the file has no weights for layer 'head'; weight 'shared_conv/kernel' has shape "
+        r"\[1, 1, 6, 6\] in \S+ but the model needs \[3, 3, 6, 6\]"
+    )
     with pytest.raises(ModelFormatError, match=message):
         keras_io.load_weights(model, _by_name_file(kind, tmp_path), by_name=True)
     for a, b in zip(model.get_weights(), before):  # nothing assigned, not even what fits
@@ -291,8 +320,11 @@ def test_skip_mismatch_by_name_loads_what_fits_and_names_the_rest(tmp_path, kind
     layers = {layer.name: layer for layer in model.layers}
     before = {name: layers[name].get_weights() for name in ("shared_conv", "head")}
     path = _by_name_file(kind, tmp_path)
-    with pytest.warns(UserWarning, match=r"left 2 layers as they were: the file has no weights "
-                                         r"for layer 'head'; weight 'shared_conv/kernel'"):
+    with pytest.warns(
+        UserWarning,
+        match=r"left 2 layers as they were: the file has no weights "
+        r"for layer 'head'; weight 'shared_conv/kernel'",
+    ):
         skipped = keras_io.load_weights(model, path, by_name=True, skip_mismatch=True)
     assert skipped == ["head", "shared_conv"]
     for name, arrays in before.items():
@@ -302,6 +334,7 @@ def test_skip_mismatch_by_name_loads_what_fits_and_names_the_rest(tmp_path, kind
 
 def test_keras3_by_name_takes_names_from_the_archive_config_where_none_are_recorded(tmp_path):
     """Not every Keras 3 version records each layer's name beside its weights."""
+
     def unname(h5):
         for key in h5["layers"]:
             del h5[f"layers/{key}/vars"].attrs["name"]
@@ -309,18 +342,25 @@ def test_keras3_by_name_takes_names_from_the_archive_config_where_none_are_recor
     bare = _keras3_weights("functional", tmp_path)
     with h5py.File(bare, "r+") as h5:
         unname(h5)
-    with pytest.raises(ModelFormatError, match=r"layers/\w+/vars does not record the name of "
-                                               r"its layer.*by_name=False"):
+    with pytest.raises(
+        ModelFormatError,
+        match=r"layers/\w+/vars does not record the name of "
+        r"its layer.*by_name=False",
+    ):
         keras_io.load_weights(_functional_part(), bare, by_name=True)
     archive = _copy("functional.keras", tmp_path)
     _edit_archive_weights(archive, unname)
     model = _functional_part()
     keras_io.load_weights(model, archive, by_name=True)
     _assert_weights(model.layers[1], _reference_weights()["shared_conv"])
-    _edit_archive_weights(archive, lambda h5: h5["layers/conv2d_1/vars"].attrs.__setitem__(
-        "name", "other"))
-    with pytest.raises(ModelFormatError, match=r"layers/conv2d_1/vars holds the weights of layer "
-                                               r"'other' but the config puts layer 'shared_conv'"):
+    _edit_archive_weights(
+        archive, lambda h5: h5["layers/conv2d_1/vars"].attrs.__setitem__("name", "other")
+    )
+    with pytest.raises(
+        ModelFormatError,
+        match=r"layers/conv2d_1/vars holds the weights of layer "
+        r"'other' but the config puts layer 'shared_conv'",
+    ):
         keras_io.load_weights(model, archive, by_name=True)
 
 
@@ -330,14 +370,20 @@ def test_set_weights_by_name_takes_arrays_from_anywhere():
     assert keras_io.set_weights_by_name(model, reference, "functional.keras") == []
     _assert_weights(model.layers[1], reference["shared_conv"])
     misfit = {**reference, "shared_conv": [np.zeros((1, 1, 6, 2)), np.zeros(2)]}
-    message = (r"by hand: weight 'shared_conv/kernel' has shape \[1, 1, 6, 2\] in its layer "
-               r"'shared_conv' but the model needs \[1, 1, 6, 6\]")
+    message = (
+        r"by hand: weight 'shared_conv/kernel' has shape \[1, 1, 6, 2\] in its layer "
+        r"'shared_conv' but the model needs \[1, 1, 6, 6\]"
+    )
     with pytest.raises(ModelFormatError, match=message):
         keras_io.set_weights_by_name(model, misfit, "by hand")
-    deep = el.Sequential([el.layers.Input((4,)), *(el.layers.Dense(4, name=f"d{i}")
-                                                   for i in range(8))])
-    with pytest.raises(ModelFormatError, match=r"no weights for layers 'd0', 'd1', 'd2', 'd3', "
-                                               r"'d4', 'd5' and 2 more$"):
+    deep = el.Sequential(
+        [el.layers.Input((4,)), *(el.layers.Dense(4, name=f"d{i}") for i in range(8))]
+    )
+    with pytest.raises(
+        ModelFormatError,
+        match=r"no weights for layers 'd0', 'd1', 'd2', 'd3', "
+        r"'d4', 'd5' and 2 more$",
+    ):
         keras_io.set_weights_by_name(deep, reference, "functional.keras")
 
 
@@ -365,8 +411,9 @@ def test_fer_emotion_model_predicts_as_keras(fer_model_path, fer_reference):
     model = el.load_model(fer_model_path)
     assert model.input_shape == (None, 64, 64, 1) and model.output_shape == (None, 7)
     predictions = model.predict(_fer_inputs(fer_reference["faces"]))
-    np.testing.assert_allclose(predictions, fer_reference["keras_predictions"], rtol=0,
-                               atol=FER_TOL)
+    np.testing.assert_allclose(
+        predictions, fer_reference["keras_predictions"], rtol=0, atol=FER_TOL
+    )
     assert predictions.argmax(axis=1).tolist() == [3, 3, 3, 4]  # happy x3 (astronaut), sad
 
 
@@ -434,8 +481,10 @@ def test_h5_weight_shape_mismatch_names_weight_and_shapes(tmp_path):
         kernel = group.attrs["weight_names"][0]
         del group[kernel]
         group[kernel] = np.zeros((7, 3), np.float32)
-    message = (r"weight 'dense/kernel' has shape \[7, 3\] in /model_weights/dense but the model "
-               r"needs \[24, 3\]")
+    message = (
+        r"weight 'dense/kernel' has shape \[7, 3\] in /model_weights/dense but the model "
+        r"needs \[24, 3\]"
+    )
     with pytest.raises(ModelFormatError, match=message):
         el.load_model(path)
 
@@ -469,8 +518,10 @@ def test_archive_weight_shape_mismatch_names_weight_and_shapes(tmp_path):
         h5["layers/separable_conv2d/vars/1"] = np.zeros((1, 1, 6, 6), np.float32)
 
     _edit_archive_weights(path, shrink)
-    message = (r"weight 'separable_conv2d/pointwise_kernel' has shape \[1, 1, 6, 6\] in "
-               r"layers/separable_conv2d/vars but the model needs \[1, 1, 8, 6\]")
+    message = (
+        r"weight 'separable_conv2d/pointwise_kernel' has shape \[1, 1, 6, 6\] in "
+        r"layers/separable_conv2d/vars but the model needs \[1, 1, 8, 6\]"
+    )
     with pytest.raises(ModelFormatError, match=message):
         el.load_model(path)
 
@@ -478,8 +529,10 @@ def test_archive_weight_shape_mismatch_names_weight_and_shapes(tmp_path):
 def test_archive_missing_weight_is_counted(tmp_path):
     path = _copy("sequential.keras", tmp_path)
     _edit_archive_weights(path, lambda h5: h5.__delitem__("layers/batch_normalization/vars/3"))
-    message = (r"layers/batch_normalization/vars holds 3 weights but layer "
-               r"'batch_normalization' has 4")
+    message = (
+        r"layers/batch_normalization/vars holds 3 weights but layer "
+        r"'batch_normalization' has 4"
+    )
     with pytest.raises(ModelFormatError, match=message):
         el.load_model(path)
 
@@ -508,16 +561,25 @@ def test_links_in_h5_files_are_refused(tmp_path, kind):
         group = h5["model_weights/dense"]
         kernel = group.attrs["weight_names"][0]
         del group[kernel]
-        group[kernel] = (h5py.SoftLink("/model_weights/conv2d") if kind == "SoftLink"
-                         else h5py.ExternalLink("/etc/hostname", "/data"))
+        group[kernel] = (
+            h5py.SoftLink("/model_weights/conv2d")
+            if kind == "SoftLink"
+            else h5py.ExternalLink("/etc/hostname", "/data")
+        )
     with pytest.raises(ModelFormatError, match=f"is a {kind}; only plain HDF5"):
         el.load_model(path)
 
 
 def test_lambda_layers_are_refused(tmp_path):
     path = _copy("sequential.keras", tmp_path)
-    lambda_layer = {"module": "keras.layers", "class_name": "Lambda", "config": {
-        "name": "code", "function": {"class_name": "__lambda__", "config": {"code": "4wEAAAAA"}}}}
+    lambda_layer = {
+        "module": "keras.layers",
+        "class_name": "Lambda",
+        "config": {
+            "name": "code",
+            "function": {"class_name": "__lambda__", "config": {"code": "4wEAAAAA"}},
+        },
+    }
     _edit_config(path, lambda config: config["config"]["layers"].insert(2, lambda_layer))
     with pytest.raises(ModelFormatError, match="layer 'code' is a Lambda layer.*never runs code"):
         el.load_model(path)
@@ -543,14 +605,31 @@ def test_keras_1_files_are_refused(tmp_path):
 
 
 def test_training_only_constraints_are_dropped_with_a_warning():
-    config = {"class_name": "Sequential", "config": {"layers": [
-        {"class_name": "InputLayer", "config": {"batch_shape": [None, 3], "optional": False}},
-        {"class_name": "Dense", "config": {
-            "name": "d", "units": 2, "kernel_constraint": {"class_name": "MaxNorm", "config": {}},
-            "bias_initializer": "zeros",
-            "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.01}},
-            "kernel_initializer": {"class_name": "GlorotUniform", "config": {
-                "seed": None, "input_axes": None, "output_axes": None}}}}]}}
+    config = {
+        "class_name": "Sequential",
+        "config": {
+            "layers": [
+                {
+                    "class_name": "InputLayer",
+                    "config": {"batch_shape": [None, 3], "optional": False},
+                },
+                {
+                    "class_name": "Dense",
+                    "config": {
+                        "name": "d",
+                        "units": 2,
+                        "kernel_constraint": {"class_name": "MaxNorm", "config": {}},
+                        "bias_initializer": "zeros",
+                        "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.01}},
+                        "kernel_initializer": {
+                            "class_name": "GlorotUniform",
+                            "config": {"seed": None, "input_axes": None, "output_axes": None},
+                        },
+                    },
+                },
+            ]
+        },
+    }
     with pytest.warns(UserWarning, match=r"dropped d\.kernel_constraint"):
         prepared = keras_io.prepare_config(config, "model.keras")
     dense = prepared["config"]["layers"][1]["config"]
@@ -588,17 +667,20 @@ def test_fixtures_predict_the_same_in_installed_keras(keras_module, expected, na
     model = keras_module.models.load_model(DATA / name, compile=False)
     x = expected[f"{_prefix(name)}_x"]
     predictions = np.asarray(model.predict(x, verbose=0))
-    np.testing.assert_allclose(predictions, expected[f"{_prefix(name)}_y"], rtol=0,
-                               atol=FIXTURE_TOL)
+    np.testing.assert_allclose(
+        predictions, expected[f"{_prefix(name)}_y"], rtol=0, atol=FIXTURE_TOL
+    )
 
 
 @pytest.mark.keras_reference
 def test_fer_emotion_model_matches_keras_live(keras_module, fer_model_path, fer_reference):
     x = _fer_inputs(fer_reference["faces"])
-    reference = np.asarray(keras_module.models.load_model(fer_model_path, compile=False)
-                           .predict(x, verbose=0))
-    np.testing.assert_allclose(el.load_model(fer_model_path).predict(x), reference, rtol=0,
-                               atol=FER_TOL)
+    reference = np.asarray(
+        keras_module.models.load_model(fer_model_path, compile=False).predict(x, verbose=0)
+    )
+    np.testing.assert_allclose(
+        el.load_model(fer_model_path).predict(x), reference, rtol=0, atol=FER_TOL
+    )
     np.testing.assert_allclose(fer_reference["keras_predictions"], reference, rtol=0, atol=1e-6)
 
 
@@ -618,10 +700,12 @@ def test_by_name_loads_and_skips_what_keras_by_name_does(keras_module):
         theirs.load_weights(str(DATA / "functional.h5"), by_name=True, skip_mismatch=True)
     ours = _functional_part(shared_kernel=3, head=True)
     with pytest.warns(UserWarning):
-        skipped = keras_io.load_weights(ours, DATA / "functional.h5", by_name=True,
-                                        skip_mismatch=True)
+        skipped = keras_io.load_weights(
+            ours, DATA / "functional.h5", by_name=True, skip_mismatch=True
+        )
     assert skipped == ["head", "shared_conv"]
     _assert_weights(theirs.get_layer("head"), before["head"])
-    np.testing.assert_array_equal(theirs.get_layer("shared_conv").get_weights()[0],
-                                  before["shared_conv"][0])
+    np.testing.assert_array_equal(
+        theirs.get_layer("shared_conv").get_weights()[0], before["shared_conv"][0]
+    )
     _assert_weights(ours.layers[2], theirs.get_layer("batch_normalization_1").get_weights())

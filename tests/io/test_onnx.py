@@ -90,16 +90,24 @@ def sequential(input_shape, *layers):
 
 # --------------------------------------------------------------------------- convolutions
 CONV_CONFIGS = [  # kernel, strides, padding, on 9x11 images
-    (3, 1, "valid"), (3, 1, "same"), (3, 2, "same"), (4, 2, "same"), (2, 2, "valid"),
-    (5, 3, "same"), (1, 1, "same"), ((3, 2), (2, 1), "same"), (1, 3, "same"),
+    (3, 1, "valid"),
+    (3, 1, "same"),
+    (3, 2, "same"),
+    (4, 2, "same"),
+    (2, 2, "valid"),
+    (5, 3, "same"),
+    (1, 1, "same"),
+    ((3, 2), (2, 1), "same"),
+    (1, 3, "same"),
 ]
 
 
 @needs_onnx
 @pytest.mark.parametrize("kernel, strides, padding", CONV_CONFIGS)
 def test_conv2d(kernel, strides, padding):
-    model = sequential((9, 11, 3), L.Conv2D(5, kernel, strides=strides, padding=padding,
-                                            activation="relu"))
+    model = sequential(
+        (9, 11, 3), L.Conv2D(5, kernel, strides=strides, padding=padding, activation="relu")
+    )
     proto, _ = assert_matches(model)
     assert op_types(proto) == ["Transpose", "Conv", "Relu", "Transpose"]
 
@@ -108,45 +116,83 @@ def test_conv2d(kernel, strides, padding):
 @pytest.mark.parametrize("kernel, strides, padding", CONV_CONFIGS)
 @pytest.mark.parametrize("depth_multiplier", [1, 2, 3])
 def test_depthwise_conv2d(kernel, strides, padding, depth_multiplier):
-    model = sequential((9, 11, 4), L.DepthwiseConv2D(
-        kernel, strides=strides, padding=padding, depth_multiplier=depth_multiplier,
-    ))
+    model = sequential(
+        (9, 11, 4),
+        L.DepthwiseConv2D(
+            kernel,
+            strides=strides,
+            padding=padding,
+            depth_multiplier=depth_multiplier,
+        ),
+    )
     proto, _ = assert_matches(model)
     (conv,) = [node for node in proto.graph.node if node.op_type == "Conv"]
     assert {a.name: a.i for a in conv.attribute}["group"] == 4
 
 
 @needs_onnx
-@pytest.mark.parametrize("strides, padding, depth_multiplier, use_bias",
-                         [(1, "valid", 1, True), (2, "same", 2, True), (1, "same", 3, False)])
+@pytest.mark.parametrize(
+    "strides, padding, depth_multiplier, use_bias",
+    [(1, "valid", 1, True), (2, "same", 2, True), (1, "same", 3, False)],
+)
 def test_separable_conv2d(strides, padding, depth_multiplier, use_bias):
-    model = sequential((9, 11, 3), L.SeparableConv2D(
-        6, 3, strides=strides, padding=padding, depth_multiplier=depth_multiplier,
-        use_bias=use_bias, activation="tanh",
-    ))
+    model = sequential(
+        (9, 11, 3),
+        L.SeparableConv2D(
+            6,
+            3,
+            strides=strides,
+            padding=padding,
+            depth_multiplier=depth_multiplier,
+            use_bias=use_bias,
+            activation="tanh",
+        ),
+    )
     assert_matches(model)
 
 
 @needs_onnx
-@pytest.mark.parametrize("kernel, strides, padding, output_padding", [
-    (3, 1, "valid", None), (3, 2, "same", None), (3, 2, "valid", None), (4, 2, "same", None),
-    (2, 3, "valid", None), (2, 3, "same", None), (3, 2, "same", 1), (5, 3, "valid", 2),
-    (1, 2, "same", None), ((3, 2), (2, 1), "same", None), (4, 2, "same", 0),
-])
+@pytest.mark.parametrize(
+    "kernel, strides, padding, output_padding",
+    [
+        (3, 1, "valid", None),
+        (3, 2, "same", None),
+        (3, 2, "valid", None),
+        (4, 2, "same", None),
+        (2, 3, "valid", None),
+        (2, 3, "same", None),
+        (3, 2, "same", 1),
+        (5, 3, "valid", 2),
+        (1, 2, "same", None),
+        ((3, 2), (2, 1), "same", None),
+        (4, 2, "same", 0),
+    ],
+)
 def test_conv2d_transpose(kernel, strides, padding, output_padding):
-    model = sequential((5, 7, 3), L.Conv2DTranspose(
-        4, kernel, strides=strides, padding=padding, output_padding=output_padding,
-    ))
+    model = sequential(
+        (5, 7, 3),
+        L.Conv2DTranspose(
+            4,
+            kernel,
+            strides=strides,
+            padding=padding,
+            output_padding=output_padding,
+        ),
+    )
     assert_matches(model)
 
 
 @needs_onnx
 def test_unknown_height_and_width_use_same_upper():
-    model = sequential((None, None, 3), L.Conv2D(4, 3, strides=2, padding="same"),
-                       L.MaxPooling2D(3, strides=2, padding="same"),
-                       L.AveragePooling2D(2, padding="same"), L.DepthwiseConv2D(3, padding="same"),
-                       L.Conv2DTranspose(2, 3, strides=2, padding="same"),
-                       L.GlobalAveragePooling2D())
+    model = sequential(
+        (None, None, 3),
+        L.Conv2D(4, 3, strides=2, padding="same"),
+        L.MaxPooling2D(3, strides=2, padding="same"),
+        L.AveragePooling2D(2, padding="same"),
+        L.DepthwiseConv2D(3, padding="same"),
+        L.Conv2DTranspose(2, 3, strides=2, padding="same"),
+        L.GlobalAveragePooling2D(),
+    )
     for height, width in ((9, 11), (16, 5)):
         x = np.random.default_rng(height).normal(size=(2, height, width, 3)).astype(np.float32)
         assert_matches(model, x)
@@ -155,10 +201,18 @@ def test_unknown_height_and_width_use_same_upper():
 # --------------------------------------------------------------------------- pooling, resizing
 @needs_onnx
 @pytest.mark.parametrize("layer", [L.MaxPooling2D, L.AveragePooling2D])
-@pytest.mark.parametrize("pool, strides, padding", [
-    (2, None, "valid"), (2, None, "same"), (3, 2, "same"), (3, 2, "valid"), ((3, 2), 1, "same"),
-    (2, 3, "same"), (4, 3, "same"),
-])
+@pytest.mark.parametrize(
+    "pool, strides, padding",
+    [
+        (2, None, "valid"),
+        (2, None, "same"),
+        (3, 2, "same"),
+        (3, 2, "valid"),
+        ((3, 2), 1, "same"),
+        (2, 3, "same"),
+        (4, 3, "same"),
+    ],
+)
 def test_pooling(layer, pool, strides, padding):
     model = sequential((9, 11, 3), layer(pool, strides=strides, padding=padding))
     proto, _ = assert_matches(model)
@@ -190,42 +244,79 @@ def test_up_sampling2d(size, interpolation):
 # --------------------------------------------------------------------------- core layers
 @needs_onnx
 def test_flatten_after_conv_keeps_the_nhwc_order():
-    model = sequential((7, 9, 3), L.Conv2D(4, 3, strides=2, padding="same"), L.Flatten(),
-                       L.Dense(6, activation="relu"), L.Dropout(0.5),
-                       L.Dense(3, activation="softmax"))
+    model = sequential(
+        (7, 9, 3),
+        L.Conv2D(4, 3, strides=2, padding="same"),
+        L.Flatten(),
+        L.Dense(6, activation="relu"),
+        L.Dropout(0.5),
+        L.Dense(3, activation="softmax"),
+    )
     proto, _ = assert_matches(model)
-    assert op_types(proto) == ["Transpose", "Conv", "Transpose", "Flatten", "Gemm", "Relu", "Gemm",
-                               "Softmax"]
+    assert op_types(proto) == [
+        "Transpose",
+        "Conv",
+        "Transpose",
+        "Flatten",
+        "Gemm",
+        "Relu",
+        "Gemm",
+        "Softmax",
+    ]
 
 
 @needs_onnx
 def test_reshape_and_dense_on_3d_and_4d_tensors():
-    model = sequential((6, 4, 2), L.Conv2D(3, 1), L.Reshape((-1, 3)), L.Dense(5, activation="elu"),
-                       L.Reshape((4, 6, 5)), L.Dense(2), L.Conv2D(3, 2), L.Flatten())
+    model = sequential(
+        (6, 4, 2),
+        L.Conv2D(3, 1),
+        L.Reshape((-1, 3)),
+        L.Dense(5, activation="elu"),
+        L.Reshape((4, 6, 5)),
+        L.Dense(2),
+        L.Conv2D(3, 2),
+        L.Flatten(),
+    )
     proto, _ = assert_matches(model)
     assert "MatMul" in op_types(proto)
 
 
 @needs_onnx
-@pytest.mark.parametrize("activation", ["relu", "relu6", "sigmoid", "tanh", "softmax", "linear",
-                                        "elu", "leaky_relu"])
+@pytest.mark.parametrize(
+    "activation", ["relu", "relu6", "sigmoid", "tanh", "softmax", "linear", "elu", "leaky_relu"]
+)
 def test_activations(activation):
-    model = sequential((5, 5, 3), L.Conv2D(4, 3, activation=activation), L.Activation(activation),
-                       L.Flatten(), L.Dense(3, activation=activation))
+    model = sequential(
+        (5, 5, 3),
+        L.Conv2D(4, 3, activation=activation),
+        L.Activation(activation),
+        L.Flatten(),
+        L.Dense(3, activation=activation),
+    )
     x = inputs_for(model) * 4  # reach the flat parts of relu6, sigmoid, tanh
     assert_matches(model, x)
 
 
 @needs_onnx
-@pytest.mark.parametrize("arguments", [
-    {}, {"max_value": 6.0}, {"max_value": 0.5}, {"negative_slope": 0.1},
-    {"negative_slope": 0.2, "max_value": 1.0}, {"threshold": 0.5}, {"threshold": -0.5},
-    {"threshold": 0.3, "max_value": 1.2}, {"threshold": 0.4, "negative_slope": 0.25},
-    {"threshold": -0.2, "negative_slope": 0.1, "max_value": 0.8},
-])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {},
+        {"max_value": 6.0},
+        {"max_value": 0.5},
+        {"negative_slope": 0.1},
+        {"negative_slope": 0.2, "max_value": 1.0},
+        {"threshold": 0.5},
+        {"threshold": -0.5},
+        {"threshold": 0.3, "max_value": 1.2},
+        {"threshold": 0.4, "negative_slope": 0.25},
+        {"threshold": -0.2, "negative_slope": 0.1, "max_value": 0.8},
+    ],
+)
 def test_relu_arguments(arguments):
-    model = sequential((4, 5, 3), L.Conv2D(4, 1), L.ReLU(**arguments), L.Flatten(), L.Dense(3),
-                       L.ReLU(**arguments))
+    model = sequential(
+        (4, 5, 3), L.Conv2D(4, 1), L.ReLU(**arguments), L.Flatten(), L.Dense(3), L.ReLU(**arguments)
+    )
     proto, _ = assert_matches(model)
     if arguments == {"max_value": 6.0}:
         assert op_types(proto).count("Clip") == 2
@@ -254,15 +345,24 @@ def trained(model, epochs=3):
 
 @needs_onnx
 def test_batch_normalization_after_training_is_folded_into_convolutions():
-    model = el.Sequential([
-        L.Input((9, 9, 3)),
-        L.Conv2D(8, 3, strides=2, padding="same"), L.BatchNormalization(momentum=0.5), L.ReLU(6.0),
-        L.DepthwiseConv2D(3, padding="same", depth_multiplier=2, use_bias=False),
-        L.BatchNormalization(momentum=0.5),
-        L.SeparableConv2D(6, 3), L.BatchNormalization(momentum=0.5, center=False),
-        L.Conv2DTranspose(4, 3, strides=2), L.BatchNormalization(momentum=0.5, scale=False),
-        L.Flatten(), L.Dense(8), L.BatchNormalization(momentum=0.5), L.Dense(2),
-    ])
+    model = el.Sequential(
+        [
+            L.Input((9, 9, 3)),
+            L.Conv2D(8, 3, strides=2, padding="same"),
+            L.BatchNormalization(momentum=0.5),
+            L.ReLU(6.0),
+            L.DepthwiseConv2D(3, padding="same", depth_multiplier=2, use_bias=False),
+            L.BatchNormalization(momentum=0.5),
+            L.SeparableConv2D(6, 3),
+            L.BatchNormalization(momentum=0.5, center=False),
+            L.Conv2DTranspose(4, 3, strides=2),
+            L.BatchNormalization(momentum=0.5, scale=False),
+            L.Flatten(),
+            L.Dense(8),
+            L.BatchNormalization(momentum=0.5),
+            L.Dense(2),
+        ]
+    )
     model = trained(model)
     norms = [layer for layer in model.layers if isinstance(layer, L.BatchNormalization)]
     assert all(np.abs(bn.moving_variance.data - 1).max() > 0.25 for bn in norms)
@@ -272,14 +372,21 @@ def test_batch_normalization_after_training_is_folded_into_convolutions():
 
 @needs_onnx
 def test_batch_normalization_not_after_a_convolution():
-    model = el.Sequential([
-        L.Input((8, 8, 3)),
-        L.BatchNormalization(momentum=0.5),                  # on the input: an ONNX op in NCHW
-        L.Conv2D(4, 3, activation="relu"), L.BatchNormalization(momentum=0.5),  # after relu
-        L.MaxPooling2D(), L.BatchNormalization(axis=1, momentum=0.5),  # on the height axis
-        L.Reshape((9, 4)), L.BatchNormalization(momentum=0.5),  # 3-D, last axis
-        L.Flatten(), L.Dense(4, activation="relu"), L.BatchNormalization(momentum=0.5),
-    ])
+    model = el.Sequential(
+        [
+            L.Input((8, 8, 3)),
+            L.BatchNormalization(momentum=0.5),  # on the input: an ONNX op in NCHW
+            L.Conv2D(4, 3, activation="relu"),
+            L.BatchNormalization(momentum=0.5),  # after relu
+            L.MaxPooling2D(),
+            L.BatchNormalization(axis=1, momentum=0.5),  # on the height axis
+            L.Reshape((9, 4)),
+            L.BatchNormalization(momentum=0.5),  # 3-D, last axis
+            L.Flatten(),
+            L.Dense(4, activation="relu"),
+            L.BatchNormalization(momentum=0.5),
+        ]
+    )
     model = trained(model)
     proto, _ = assert_matches(model, inputs_for(model) * 3 + 1)
     assert op_types(proto).count("BatchNormalization") == 3  # the channel-axis ones
@@ -333,8 +440,9 @@ def test_multiple_inputs_and_outputs_shared_layers_and_passthrough_outputs():
     first = shared(image)
     second = shared(L.MaxPooling2D()(first))  # the same layer called twice, other sizes
     head = L.Dense(4)(vector)
-    features = L.Concatenate()([L.GlobalAveragePooling2D()(first),
-                                L.GlobalMaxPooling2D()(second), head])
+    features = L.Concatenate()(
+        [L.GlobalAveragePooling2D()(first), L.GlobalMaxPooling2D()(second), head]
+    )
     logits = L.Dense(3, activation="softmax", name="probabilities")(features)
     model = randomize(el.Model([image, vector], [logits, second, head, image, head]))
     proto, _ = assert_matches(model)
@@ -346,8 +454,9 @@ def test_multiple_inputs_and_outputs_shared_layers_and_passthrough_outputs():
 
 
 @needs_onnx
-@pytest.mark.parametrize("name", ["sequential.keras", "functional.keras", "sequential.h5",
-                                  "functional.h5"])
+@pytest.mark.parametrize(
+    "name", ["sequential.keras", "functional.keras", "sequential.h5", "functional.h5"]
+)
 def test_models_keras_wrote(name):
     if name.endswith(".h5"):
         pytest.importorskip("h5py")
@@ -358,18 +467,25 @@ def test_models_keras_wrote(name):
 @needs_onnx
 @pytest.mark.parametrize("opset", [el_onnx.MIN_OPSET, 21])
 def test_other_opsets(opset):
-    model = sequential((9, 9, 2), L.Conv2D(4, 3, strides=2, padding="same", activation="relu6"),
-                       L.ZeroPadding2D(1), L.AveragePooling2D(3, strides=2, padding="same"),
-                       L.UpSampling2D(2, interpolation="bilinear"), L.BatchNormalization(),
-                       L.Flatten(), L.Dense(2, activation="softmax"))
+    model = sequential(
+        (9, 9, 2),
+        L.Conv2D(4, 3, strides=2, padding="same", activation="relu6"),
+        L.ZeroPadding2D(1),
+        L.AveragePooling2D(3, strides=2, padding="same"),
+        L.UpSampling2D(2, interpolation="bilinear"),
+        L.BatchNormalization(),
+        L.Flatten(),
+        L.Dense(2, activation="softmax"),
+    )
     proto, _ = assert_matches(model, opset=opset)
     assert proto.opset_import[0].version == opset
 
 
 # --------------------------------------------------------------------------- the real MobileNetV2
 @needs_onnx
-@pytest.mark.skipif(find_node_package("nsfwjs") is None,
-                    reason="node_modules/nsfwjs is missing: run `npm ci`")
+@pytest.mark.skipif(
+    find_node_package("nsfwjs") is None, reason="node_modules/nsfwjs is missing: run `npm ci`"
+)
 def test_nsfwjs_mobilenet_v2_on_real_photos():
     from edgelearn.applications import nsfwjs
 
@@ -431,8 +547,11 @@ class CustomConv(L.Conv2D):
 @pytest.mark.parametrize("layer", [Doubler(name="doubler"), CustomConv(2, 3, name="doubler")])
 def test_unsupported_layers_are_named(layer):
     model = el.Sequential([L.Input((5, 5, 3)), layer, L.Flatten()])
-    with pytest.raises(ValueError, match=r"layer 'doubler' \((Doubler|CustomConv)\).*Supported "
-                                         r"layers: Activation, Add, .*ZeroPadding2D"):
+    with pytest.raises(
+        ValueError,
+        match=r"layer 'doubler' \((Doubler|CustomConv)\).*Supported "
+        r"layers: Activation, Add, .*ZeroPadding2D",
+    ):
         el_onnx.export(model)
 
 
@@ -493,6 +612,7 @@ for attempt in (lambda: el_onnx.export(model), lambda: OnnxRuntimePredictor(mode
         raise AssertionError("no ImportError")
 print("ok")
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

@@ -15,16 +15,43 @@ CASES = [
     (L.Dense, {"units": 2, "activation": "softmax"}, (2, 3, 4), (2, 3, 2), 10),
     (L.Conv2D, {"filters": 2, "kernel_size": 3}, (2, 5, 6, 3), (2, 3, 4, 2), 56),
     (L.Conv2D, {"filters": 2, "kernel_size": 3, "padding": "same"}, (2, 5, 6, 3), (2, 5, 6, 2), 56),
-    (L.Conv2D, {"filters": 3, "kernel_size": (2, 3), "strides": 2, "padding": "same",
-                "activation": "relu"}, (2, 5, 7, 2), (2, 3, 4, 3), 39),
-    (L.Conv2D, {"filters": 2, "kernel_size": 3, "strides": (2, 1), "use_bias": False},
-     (1, 7, 5, 2), (1, 3, 3, 2), 36),
+    (
+        L.Conv2D,
+        {
+            "filters": 3,
+            "kernel_size": (2, 3),
+            "strides": 2,
+            "padding": "same",
+            "activation": "relu",
+        },
+        (2, 5, 7, 2),
+        (2, 3, 4, 3),
+        39,
+    ),
+    (
+        L.Conv2D,
+        {"filters": 2, "kernel_size": 3, "strides": (2, 1), "use_bias": False},
+        (1, 7, 5, 2),
+        (1, 3, 3, 2),
+        36,
+    ),
     (L.MaxPooling2D, {}, (2, 4, 6, 3), (2, 2, 3, 3), 0),
-    (L.MaxPooling2D, {"pool_size": 3, "strides": 2, "padding": "same"}, (2, 5, 6, 2), (2, 3, 3, 2), 0),
+    (
+        L.MaxPooling2D,
+        {"pool_size": 3, "strides": 2, "padding": "same"},
+        (2, 5, 6, 2),
+        (2, 3, 3, 2),
+        0,
+    ),
     (L.MaxPooling2D, {"pool_size": (2, 3), "strides": 1}, (1, 4, 5, 2), (1, 3, 3, 2), 0),
     (L.AveragePooling2D, {}, (2, 4, 6, 3), (2, 2, 3, 3), 0),
-    (L.AveragePooling2D, {"pool_size": 3, "strides": 2, "padding": "same"}, (2, 5, 6, 2),
-     (2, 3, 3, 2), 0),
+    (
+        L.AveragePooling2D,
+        {"pool_size": 3, "strides": 2, "padding": "same"},
+        (2, 5, 6, 2),
+        (2, 3, 3, 2),
+        0,
+    ),
     (L.GlobalAveragePooling2D, {}, (2, 3, 4, 5), (2, 5), 0),
     (L.GlobalAveragePooling2D, {"keepdims": True}, (2, 3, 4, 5), (2, 1, 1, 5), 0),
     (L.Flatten, {}, (2, 3, 4, 2), (2, 24), 0),
@@ -50,8 +77,9 @@ def _case_id(case):
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
 def test_layer_inference(case):
     cls, kwargs, input_shape, output_shape, params = case
-    run_layer_test(cls, kwargs, input_shape, expected_output_shape=output_shape,
-                   expected_num_params=params)
+    run_layer_test(
+        cls, kwargs, input_shape, expected_output_shape=output_shape, expected_num_params=params
+    )
 
 
 TRAINING_CASES = [
@@ -64,20 +92,39 @@ TRAINING_CASES = [
 @pytest.mark.parametrize("case", TRAINING_CASES, ids=[_case_id(c) for c in TRAINING_CASES])
 def test_layer_training_mode_gradients(case):
     cls, kwargs, input_shape, output_shape, params = case
-    run_layer_test(cls, kwargs, input_shape, expected_output_shape=output_shape,
-                   expected_num_params=params, training=True)
+    run_layer_test(
+        cls,
+        kwargs,
+        input_shape,
+        expected_output_shape=output_shape,
+        expected_num_params=params,
+        training=True,
+    )
 
 
 def test_batch_normalization_weights_and_moving_statistics():
-    layer = run_layer_test(L.BatchNormalization, {"momentum": 0.5}, (8, 3),
-                           expected_num_trainable_weights=2, expected_num_non_trainable_weights=2)
+    layer = run_layer_test(
+        L.BatchNormalization,
+        {"momentum": 0.5},
+        (8, 3),
+        expected_num_trainable_weights=2,
+        expected_num_non_trainable_weights=2,
+    )
     assert [w.name.split("/")[-1] for w in layer.weights] == [
-        "gamma", "beta", "moving_mean", "moving_variance"]
+        "gamma",
+        "beta",
+        "moving_mean",
+        "moving_variance",
+    ]
     x = np.random.default_rng(1).normal(5.0, 3.0, size=(1000, 3)).astype(np.float32)
     before_mean, before_var = layer.moving_mean.numpy().copy(), layer.moving_variance.numpy().copy()
     layer(x, training=True)
-    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.5 * before_mean + 0.5 * x.mean(0), rtol=1e-5)
-    np.testing.assert_allclose(layer.moving_variance.numpy(), 0.5 * before_var + 0.5 * x.var(0), rtol=1e-5)
+    np.testing.assert_allclose(
+        layer.moving_mean.numpy(), 0.5 * before_mean + 0.5 * x.mean(0), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        layer.moving_variance.numpy(), 0.5 * before_var + 0.5 * x.var(0), rtol=1e-5
+    )
     # Inference uses the moving statistics, not the batch's.
     expected = (x - layer.moving_mean.numpy()) / np.sqrt(layer.moving_variance.numpy() + 1e-3)
     np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-4, atol=1e-4)
@@ -98,7 +145,10 @@ def test_keras_default_names_and_serialized_form():
     config = el.layers.serialize(conv)
     assert config["class_name"] == "Conv2D"
     assert config["config"]["kernel_size"] == [5, 5]
-    assert config["config"]["kernel_initializer"] == {"class_name": "GlorotUniform", "config": {"seed": None}}
+    assert config["config"]["kernel_initializer"] == {
+        "class_name": "GlorotUniform",
+        "config": {"seed": None},
+    }
     assert L.MaxPooling2D().name.startswith("max_pooling2d")
 
 
@@ -120,7 +170,9 @@ def test_bad_inputs_give_clear_errors(layer, x, message):
 def test_built_layer_rejects_a_different_input_size():
     layer = L.Dense(3)
     layer(np.zeros((2, 4)))
-    with pytest.raises(ValueError, match="last axis of size 4, received input of shape \\(None, 5\\)"):
+    with pytest.raises(
+        ValueError, match="last axis of size 4, received input of shape \\(None, 5\\)"
+    ):
         layer(np.zeros((2, 5)))
 
 
@@ -182,7 +234,9 @@ def test_weight_regularizers_add_keras_penalties_to_the_loss_and_round_trip():
 
 def test_regularized_weights_get_the_penalty_gradient():
     el.random.set_random_seed(0)
-    model = el.Sequential([L.Input((2,)), L.Dense(1, use_bias=False, kernel_regularizer=el.regularizers.L2(0.5))])
+    model = el.Sequential(
+        [L.Input((2,)), L.Dense(1, use_bias=False, kernel_regularizer=el.regularizers.L2(0.5))]
+    )
     model.compile(optimizer=el.optimizers.SGD(0.1), loss="mse")
     kernel = model.get_weights()[0]
     x, y = np.zeros((3, 2), dtype=np.float32), np.zeros((3, 1), dtype=np.float32)

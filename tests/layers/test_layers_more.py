@@ -20,32 +20,98 @@ L = el.layers
 # (layer class, constructor arguments, input shape(s), expected output shape, expected params)
 CASES = [
     (L.DepthwiseConv2D, {"kernel_size": 3}, (2, 5, 6, 3), (2, 3, 4, 3), 30),
-    (L.DepthwiseConv2D, {"kernel_size": 3, "depth_multiplier": 2, "padding": "same"},
-     (2, 5, 6, 3), (2, 5, 6, 6), 60),
-    (L.DepthwiseConv2D, {"kernel_size": (2, 3), "strides": 2, "padding": "same",
-                         "depth_multiplier": 2, "activation": "relu"},
-     (2, 5, 7, 2), (2, 3, 4, 4), 28),
-    (L.DepthwiseConv2D, {"kernel_size": 3, "strides": (2, 1), "use_bias": False},
-     (1, 7, 5, 2), (1, 3, 3, 2), 18),
+    (
+        L.DepthwiseConv2D,
+        {"kernel_size": 3, "depth_multiplier": 2, "padding": "same"},
+        (2, 5, 6, 3),
+        (2, 5, 6, 6),
+        60,
+    ),
+    (
+        L.DepthwiseConv2D,
+        {
+            "kernel_size": (2, 3),
+            "strides": 2,
+            "padding": "same",
+            "depth_multiplier": 2,
+            "activation": "relu",
+        },
+        (2, 5, 7, 2),
+        (2, 3, 4, 4),
+        28,
+    ),
+    (
+        L.DepthwiseConv2D,
+        {"kernel_size": 3, "strides": (2, 1), "use_bias": False},
+        (1, 7, 5, 2),
+        (1, 3, 3, 2),
+        18,
+    ),
     (L.SeparableConv2D, {"filters": 4, "kernel_size": 3}, (2, 5, 6, 3), (2, 3, 4, 4), 43),
-    (L.SeparableConv2D, {"filters": 2, "kernel_size": 3, "depth_multiplier": 2, "strides": 2,
-                         "padding": "same"}, (2, 5, 6, 3), (2, 3, 3, 2), 68),
-    (L.SeparableConv2D, {"filters": 3, "kernel_size": 2, "use_bias": False, "activation": "tanh"},
-     (1, 4, 5, 2), (1, 3, 4, 3), 14),
+    (
+        L.SeparableConv2D,
+        {"filters": 2, "kernel_size": 3, "depth_multiplier": 2, "strides": 2, "padding": "same"},
+        (2, 5, 6, 3),
+        (2, 3, 3, 2),
+        68,
+    ),
+    (
+        L.SeparableConv2D,
+        {"filters": 3, "kernel_size": 2, "use_bias": False, "activation": "tanh"},
+        (1, 4, 5, 2),
+        (1, 3, 4, 3),
+        14,
+    ),
     (L.Conv2DTranspose, {"filters": 2, "kernel_size": 3}, (2, 3, 4, 3), (2, 5, 6, 2), 56),
-    (L.Conv2DTranspose, {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"},
-     (2, 3, 4, 3), (2, 6, 8, 2), 56),
-    (L.Conv2DTranspose, {"filters": 2, "kernel_size": 3, "strides": 2}, (2, 3, 4, 3),
-     (2, 7, 9, 2), 56),
-    (L.Conv2DTranspose, {"filters": 3, "kernel_size": (2, 3), "strides": (2, 1), "padding": "same",
-                         "output_padding": (1, 0), "use_bias": False},
-     (2, 3, 4, 2), (2, 5, 4, 3), 36),
-    (L.Conv2DTranspose, {"filters": 2, "kernel_size": 3, "strides": 3, "output_padding": 2},
-     (1, 3, 4, 2), (1, 11, 14, 2), 38),
-    (L.Conv2DTranspose, {"filters": 2, "kernel_size": 1, "strides": 2}, (1, 3, 4, 1),
-     (1, 6, 8, 2), 4),
-    (L.Conv2DTranspose, {"filters": 1, "kernel_size": 4, "strides": 3, "padding": "same",
-                         "activation": "sigmoid"}, (1, 3, 5, 2), (1, 9, 15, 1), 33),
+    (
+        L.Conv2DTranspose,
+        {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"},
+        (2, 3, 4, 3),
+        (2, 6, 8, 2),
+        56,
+    ),
+    (
+        L.Conv2DTranspose,
+        {"filters": 2, "kernel_size": 3, "strides": 2},
+        (2, 3, 4, 3),
+        (2, 7, 9, 2),
+        56,
+    ),
+    (
+        L.Conv2DTranspose,
+        {
+            "filters": 3,
+            "kernel_size": (2, 3),
+            "strides": (2, 1),
+            "padding": "same",
+            "output_padding": (1, 0),
+            "use_bias": False,
+        },
+        (2, 3, 4, 2),
+        (2, 5, 4, 3),
+        36,
+    ),
+    (
+        L.Conv2DTranspose,
+        {"filters": 2, "kernel_size": 3, "strides": 3, "output_padding": 2},
+        (1, 3, 4, 2),
+        (1, 11, 14, 2),
+        38,
+    ),
+    (
+        L.Conv2DTranspose,
+        {"filters": 2, "kernel_size": 1, "strides": 2},
+        (1, 3, 4, 1),
+        (1, 6, 8, 2),
+        4,
+    ),
+    (
+        L.Conv2DTranspose,
+        {"filters": 1, "kernel_size": 4, "strides": 3, "padding": "same", "activation": "sigmoid"},
+        (1, 3, 5, 2),
+        (1, 9, 15, 1),
+        33,
+    ),
     (L.ZeroPadding2D, {}, (2, 3, 4, 2), (2, 5, 6, 2), 0),
     (L.ZeroPadding2D, {"padding": 2}, (1, 3, 4, 2), (1, 7, 8, 2), 0),
     (L.ZeroPadding2D, {"padding": (1, 2)}, (2, 3, 4, 2), (2, 5, 8, 2), 0),
@@ -83,8 +149,9 @@ def _case_id(case):
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
 def test_layer(case):
     cls, kwargs, input_shape, output_shape, params = case
-    run_layer_test(cls, kwargs, input_shape, expected_output_shape=output_shape,
-                   expected_num_params=params)
+    run_layer_test(
+        cls, kwargs, input_shape, expected_output_shape=output_shape, expected_num_params=params
+    )
 
 
 def test_weight_names_and_shapes():
@@ -94,8 +161,10 @@ def test_weight_names_and_shapes():
     transpose = L.Conv2DTranspose(4, 3)
     for layer in (depthwise, separable, transpose):
         layer(x)
-    names = [[(w.name.split("/")[-1], w.shape) for w in layer.weights]
-             for layer in (depthwise, separable, transpose)]
+    names = [
+        [(w.name.split("/")[-1], w.shape) for w in layer.weights]
+        for layer in (depthwise, separable, transpose)
+    ]
     assert names == [
         [("depthwise_kernel", (3, 3, 3, 2)), ("bias", (6,))],
         [("depthwise_kernel", (3, 3, 3, 2)), ("pointwise_kernel", (1, 1, 6, 4)), ("bias", (4,))],
@@ -108,21 +177,30 @@ def _conv(x, kernel, strides=(1, 1), padding="valid"):
     return F.Conv2D.apply(Tensor(x), Tensor(kernel), None, strides=strides, padding=padding).numpy()
 
 
-@pytest.mark.parametrize("strides, padding, multiplier",
-                         [((1, 1), "valid", 1), ((2, 2), "same", 2), ((2, 1), "same", 3)])
+@pytest.mark.parametrize(
+    "strides, padding, multiplier", [((1, 1), "valid", 1), ((2, 2), "same", 2), ((2, 1), "same", 3)]
+)
 def test_depthwise_is_a_convolution_per_channel(strides, padding, multiplier):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, 7, 6, 3))
-    layer = L.DepthwiseConv2D((3, 2), strides=strides, padding=padding,
-                              depth_multiplier=multiplier, dtype="float64")
+    layer = L.DepthwiseConv2D(
+        (3, 2), strides=strides, padding=padding, depth_multiplier=multiplier, dtype="float64"
+    )
     layer(x)
     kernel, bias = [rng.normal(size=w.shape) for w in layer.weights]
     layer.set_weights([kernel, bias])
     # Output channel c * M + m is input channel c through filter m, as in TensorFlow.
-    expected = np.concatenate([
-        _conv(x[..., c : c + 1], kernel[:, :, c : c + 1, m : m + 1], strides, padding)
-        for c in range(3) for m in range(multiplier)
-    ], axis=-1) + bias
+    expected = (
+        np.concatenate(
+            [
+                _conv(x[..., c : c + 1], kernel[:, :, c : c + 1, m : m + 1], strides, padding)
+                for c in range(3)
+                for m in range(multiplier)
+            ],
+            axis=-1,
+        )
+        + bias
+    )
     np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
@@ -133,8 +211,9 @@ def test_separable_is_depthwise_then_pointwise():
     layer(x)
     depthwise, pointwise, bias = [rng.normal(size=w.shape) for w in layer.weights]
     layer.set_weights([depthwise, pointwise, bias])
-    reference = L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2,
-                                  use_bias=False, dtype="float64")
+    reference = L.DepthwiseConv2D(
+        3, strides=2, padding="same", depth_multiplier=2, use_bias=False, dtype="float64"
+    )
     reference(x)
     reference.set_weights([depthwise])
     expected = _conv(reference(x).numpy(), pointwise) + bias
@@ -149,7 +228,8 @@ def _transposed_reference(x, kernel, strides, out_hw, start):
     for i in range(h):
         for j in range(w):
             full[:, i * strides[0] : i * strides[0] + kh, j * strides[1] : j * strides[1] + kw] += (
-                np.einsum("nc,abfc->nabf", x[:, i, j], kernel))
+                np.einsum("nc,abfc->nabf", x[:, i, j], kernel)
+            )
     out = np.zeros((n, *out_hw, filters))
     rows, cols = min(out_hw[0], full.shape[1] - start[0]), min(out_hw[1], full.shape[2] - start[1])
     out[:, :rows, :cols] = full[:, start[0] : start[0] + rows, start[1] : start[1] + cols]
@@ -167,24 +247,34 @@ def _transposed_reference(x, kernel, strides, out_hw, start):
         ((5, 3), (3, 2), "valid", (2, 1), (16, 12), (0, 0)),
     ],
 )
-def test_conv2d_transpose_against_its_definition(kernel_size, strides, padding, output_padding,
-                                                 out_hw, start):
+def test_conv2d_transpose_against_its_definition(
+    kernel_size, strides, padding, output_padding, out_hw, start
+):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(2, 4, 5, 3))
-    layer = L.Conv2DTranspose(2, kernel_size, strides=strides, padding=padding,
-                              output_padding=output_padding, use_bias=False, dtype="float64")
+    layer = L.Conv2DTranspose(
+        2,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        output_padding=output_padding,
+        use_bias=False,
+        dtype="float64",
+    )
     y = layer(x).numpy()
     expected = _transposed_reference(x, layer.kernel.numpy(), strides, out_hw, start)
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("strides, padding",
-                         [((1, 1), "valid"), ((2, 2), "same"), ((3, 2), "same")])
+@pytest.mark.parametrize(
+    "strides, padding", [((1, 1), "valid"), ((2, 2), "same"), ((3, 2), "same")]
+)
 def test_conv2d_transpose_is_the_input_gradient_of_conv2d(strides, padding):
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2, 4, 5, 3))
-    layer = L.Conv2DTranspose(2, 3, strides=strides, padding=padding, use_bias=False,
-                              dtype="float64")
+    layer = L.Conv2DTranspose(
+        2, 3, strides=strides, padding=padding, use_bias=False, dtype="float64"
+    )
     y = layer(x).numpy()
     # Conv2D with the same kernel maps y's shape back to x's; its input gradient is y.
     probe = Tensor(np.zeros(y.shape), requires_grad=True)
@@ -199,12 +289,14 @@ def test_upsampling_values():
     # TF.js's bilinear samples row r at r / 2: 0, 0.5, 1, 1.5 (clamped to the last row).
     bilinear = L.UpSampling2D(2, interpolation="bilinear")(x).numpy()[0, :, :, 0]
     np.testing.assert_array_equal(
-        bilinear, [[1, 2, 3, 3], [3, 4, 5, 5], [5, 6, 7, 7], [5, 6, 7, 7]])
+        bilinear, [[1, 2, 3, 3], [3, 4, 5, 5], [5, 6, 7, 7], [5, 6, 7, 7]]
+    )
 
 
 def test_global_max_pooling_sends_the_gradient_to_the_first_maximum():
-    x = Tensor(np.array([[1.0, 4.0], [4.0, 2.0]], dtype=np.float32).reshape(1, 2, 2, 1),
-               requires_grad=True)
+    x = Tensor(
+        np.array([[1.0, 4.0], [4.0, 2.0]], dtype=np.float32).reshape(1, 2, 2, 1), requires_grad=True
+    )
     y = L.GlobalMaxPooling2D()(x)
     y.backward(np.ones((1, 1), dtype=np.float32))
     np.testing.assert_array_equal(y.numpy(), [[4.0]])
@@ -237,18 +329,21 @@ def test_single_input_merge_does_not_alias_its_input():
         assert not np.shares_memory(y.numpy(), x), type(layer).__name__
 
 
-@pytest.mark.parametrize("layer, inputs", [
-    (L.DepthwiseConv2D(3, depth_multiplier=2, padding="same"), [(2, 5, 5, 3)]),
-    (L.SeparableConv2D(4, 3, strides=2), [(2, 5, 5, 3)]),
-    (L.Conv2DTranspose(4, 3, strides=2, padding="same", output_padding=1), [(2, 5, 5, 3)]),
-    (L.ZeroPadding2D(((1, 0), (2, 1))), [(2, 3, 3, 2)]),
-    (L.UpSampling2D(interpolation="bilinear"), [(2, 3, 3, 2)]),
-    (L.GlobalMaxPooling2D(), [(2, 3, 3, 2)]),
-    (L.LeakyReLU(), [(2, 4)]),
-    (L.Multiply(), [(2, 4), (2, 1)]),
-    (L.Maximum(), [(2, 4), (2, 4)]),
-    (L.Concatenate(), [(2, 4), (2, 1)]),
-])
+@pytest.mark.parametrize(
+    "layer, inputs",
+    [
+        (L.DepthwiseConv2D(3, depth_multiplier=2, padding="same"), [(2, 5, 5, 3)]),
+        (L.SeparableConv2D(4, 3, strides=2), [(2, 5, 5, 3)]),
+        (L.Conv2DTranspose(4, 3, strides=2, padding="same", output_padding=1), [(2, 5, 5, 3)]),
+        (L.ZeroPadding2D(((1, 0), (2, 1))), [(2, 3, 3, 2)]),
+        (L.UpSampling2D(interpolation="bilinear"), [(2, 3, 3, 2)]),
+        (L.GlobalMaxPooling2D(), [(2, 3, 3, 2)]),
+        (L.LeakyReLU(), [(2, 4)]),
+        (L.Multiply(), [(2, 4), (2, 1)]),
+        (L.Maximum(), [(2, 4), (2, 4)]),
+        (L.Concatenate(), [(2, 4), (2, 1)]),
+    ],
+)
 def test_float32_in_float32_gradients_out(layer, inputs):
     rng = np.random.default_rng(5)
     tensors = [Tensor(rng.normal(size=s).astype(np.float32), requires_grad=True) for s in inputs]
@@ -281,21 +376,61 @@ def test_keras_config_keys():
     }
     base = {"name", "trainable", "dtype"}
     assert set(configs["DepthwiseConv2D"]) == base | {
-        "kernel_size", "strides", "padding", "depth_multiplier", "data_format", "dilation_rate",
-        "activation", "use_bias", "depthwise_initializer", "bias_initializer",
-        "depthwise_regularizer", "bias_regularizer", "activity_regularizer",
-        "depthwise_constraint", "bias_constraint"}
+        "kernel_size",
+        "strides",
+        "padding",
+        "depth_multiplier",
+        "data_format",
+        "dilation_rate",
+        "activation",
+        "use_bias",
+        "depthwise_initializer",
+        "bias_initializer",
+        "depthwise_regularizer",
+        "bias_regularizer",
+        "activity_regularizer",
+        "depthwise_constraint",
+        "bias_constraint",
+    }
     assert set(configs["SeparableConv2D"]) == base | {
-        "filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
-        "depth_multiplier", "activation", "use_bias", "depthwise_initializer",
-        "pointwise_initializer", "bias_initializer", "depthwise_regularizer",
-        "pointwise_regularizer", "bias_regularizer", "activity_regularizer",
-        "depthwise_constraint", "pointwise_constraint", "bias_constraint"}
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "data_format",
+        "dilation_rate",
+        "depth_multiplier",
+        "activation",
+        "use_bias",
+        "depthwise_initializer",
+        "pointwise_initializer",
+        "bias_initializer",
+        "depthwise_regularizer",
+        "pointwise_regularizer",
+        "bias_regularizer",
+        "activity_regularizer",
+        "depthwise_constraint",
+        "pointwise_constraint",
+        "bias_constraint",
+    }
     assert set(configs["Conv2DTranspose"]) == base | {
-        "filters", "kernel_size", "strides", "padding", "output_padding", "data_format",
-        "dilation_rate", "activation", "use_bias", "kernel_initializer", "bias_initializer",
-        "kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-        "bias_constraint"}
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "output_padding",
+        "data_format",
+        "dilation_rate",
+        "activation",
+        "use_bias",
+        "kernel_initializer",
+        "bias_initializer",
+        "kernel_regularizer",
+        "bias_regularizer",
+        "activity_regularizer",
+        "kernel_constraint",
+        "bias_constraint",
+    }
     assert configs["Conv2DTranspose"]["output_padding"] is None
     assert configs["ZeroPadding2D"]["padding"] == [[1, 1], [2, 2]]
     assert configs["UpSampling2D"]["size"] == [2, 2]
@@ -334,34 +469,61 @@ def test_merge_layers_in_a_functional_model():
 @pytest.mark.parametrize(
     "factory, error, message",
     [
-        (lambda: L.DepthwiseConv2D(3, depth_multiplier=0), ValueError,
-         "Received: depth_multiplier=0"),
+        (
+            lambda: L.DepthwiseConv2D(3, depth_multiplier=0),
+            ValueError,
+            "Received: depth_multiplier=0",
+        ),
         (lambda: L.DepthwiseConv2D(3, dilation_rate=2), ValueError, "Received: dilation_rate=2"),
         (lambda: L.DepthwiseConv2D(3, padding="full"), ValueError, "Received: padding='full'"),
-        (lambda: L.DepthwiseConv2D(3, depthwise_constraint="non_neg"), ValueError,
-         "Received: depthwise_constraint='non_neg'"),
+        (
+            lambda: L.DepthwiseConv2D(3, depthwise_constraint="non_neg"),
+            ValueError,
+            "Received: depthwise_constraint='non_neg'",
+        ),
         (lambda: L.DepthwiseConv2D(0), ValueError, "Received: kernel_size=0"),
         (lambda: L.SeparableConv2D(0, 3), ValueError, "Received: filters=0"),
-        (lambda: L.SeparableConv2D(4, 3, pointwise_constraint="non_neg"), ValueError,
-         "Received: pointwise_constraint='non_neg'"),
-        (lambda: L.SeparableConv2D(4, 3, data_format="channels_first"), ValueError,
-         "Received: data_format='channels_first'"),
-        (lambda: L.Conv2DTranspose(4, 3, strides=2, output_padding=2), ValueError,
-         "Received: output_padding=2"),
-        (lambda: L.Conv2DTranspose(4, 3, output_padding=(0, 1)), ValueError,
-         "Received: output_padding=\\(0, 1\\)"),
-        (lambda: L.Conv2DTranspose(4, 3, strides=2, output_padding=-1), ValueError,
-         "Received: output_padding=-1"),
+        (
+            lambda: L.SeparableConv2D(4, 3, pointwise_constraint="non_neg"),
+            ValueError,
+            "Received: pointwise_constraint='non_neg'",
+        ),
+        (
+            lambda: L.SeparableConv2D(4, 3, data_format="channels_first"),
+            ValueError,
+            "Received: data_format='channels_first'",
+        ),
+        (
+            lambda: L.Conv2DTranspose(4, 3, strides=2, output_padding=2),
+            ValueError,
+            "Received: output_padding=2",
+        ),
+        (
+            lambda: L.Conv2DTranspose(4, 3, output_padding=(0, 1)),
+            ValueError,
+            "Received: output_padding=\\(0, 1\\)",
+        ),
+        (
+            lambda: L.Conv2DTranspose(4, 3, strides=2, output_padding=-1),
+            ValueError,
+            "Received: output_padding=-1",
+        ),
         (lambda: L.Conv2DTranspose(-1, 3), ValueError, "Received: filters=-1"),
         (lambda: L.ZeroPadding2D(-1), ValueError, "Received: padding=-1"),
         (lambda: L.ZeroPadding2D((1, 2, 3)), ValueError, "Received: padding=\\(1, 2, 3\\)"),
         (lambda: L.ZeroPadding2D(((1,), (2, 2))), ValueError, "Received: padding="),
         (lambda: L.UpSampling2D(0), ValueError, "Received: size=0"),
-        (lambda: L.UpSampling2D(interpolation="bicubic"), ValueError,
-         "Received: interpolation='bicubic'"),
+        (
+            lambda: L.UpSampling2D(interpolation="bicubic"),
+            ValueError,
+            "Received: interpolation='bicubic'",
+        ),
         (lambda: L.LeakyReLU(-0.1), ValueError, "Received: negative_slope=-0.1"),
-        (lambda: L.GlobalMaxPooling2D(data_format="channels_first"), ValueError,
-         "Received: data_format='channels_first'"),
+        (
+            lambda: L.GlobalMaxPooling2D(data_format="channels_first"),
+            ValueError,
+            "Received: data_format='channels_first'",
+        ),
         (lambda: L.Concatenate(axis=1.5), TypeError, "Received: axis=1.5"),
     ],
 )
@@ -380,8 +542,11 @@ def _built(layer, shape):
     [
         (L.DepthwiseConv2D(3), np.zeros((2, 5, 5)), "expects 4-D input"),
         (L.DepthwiseConv2D(5), np.zeros((1, 3, 3, 1)), "at least \\(5, 5\\)"),
-        (_built(L.DepthwiseConv2D(3), (1, 5, 5, 3)), np.zeros((1, 5, 5, 2)),
-         "3 input channels, received input of shape \\(None, 5, 5, 2\\)"),
+        (
+            _built(L.DepthwiseConv2D(3), (1, 5, 5, 3)),
+            np.zeros((1, 5, 5, 2)),
+            "3 input channels, received input of shape \\(None, 5, 5, 2\\)",
+        ),
         (L.SeparableConv2D(2, 3), np.zeros((2, 5)), "expects 4-D input"),
         (_built(L.SeparableConv2D(2, 3), (1, 5, 5, 3)), np.zeros((1, 5, 5, 4)), "3 input channels"),
         (L.Conv2DTranspose(2, 3), np.zeros((2, 5, 5)), "expects 4-D input"),
@@ -389,16 +554,27 @@ def _built(layer, shape):
         (L.ZeroPadding2D(), np.zeros((2, 3)), "expects 4-D input"),
         (L.UpSampling2D(), np.zeros((2, 3, 3)), "expects 4-D input"),
         (L.GlobalMaxPooling2D(), np.zeros((2, 3)), "expects 4-D input"),
-        (L.Add(), [np.zeros((2, 3)), np.zeros((2, 4))],
-         "shapes broadcast together, but \\(None, 3\\) and \\(None, 4\\) do not"),
-        (L.Multiply(), [np.zeros((2, 3, 2)), np.zeros((2, 4, 2))],
-         "\\(None, 3, 2\\) and \\(None, 4, 2\\) do not"),
+        (
+            L.Add(),
+            [np.zeros((2, 3)), np.zeros((2, 4))],
+            "shapes broadcast together, but \\(None, 3\\) and \\(None, 4\\) do not",
+        ),
+        (
+            L.Multiply(),
+            [np.zeros((2, 3, 2)), np.zeros((2, 4, 2))],
+            "\\(None, 3, 2\\) and \\(None, 4, 2\\) do not",
+        ),
         (L.Add(), np.zeros((2, 3)), "expects a list of at least one input"),
         (L.Maximum(), [], "expects a list of at least one input"),
         (L.Subtract(), [np.zeros((2, 3))] * 3, "expects a list of exactly 2 inputs"),
-        (L.Concatenate(), [np.zeros((2, 3, 4)), np.zeros((2, 2, 4))],
-         ("matching shapes except along axis -1, received input of shape "
-          "\\(\\(None, 3, 4\\), \\(None, 2, 4\\)\\)")),
+        (
+            L.Concatenate(),
+            [np.zeros((2, 3, 4)), np.zeros((2, 2, 4))],
+            (
+                "matching shapes except along axis -1, received input of shape "
+                "\\(\\(None, 3, 4\\), \\(None, 2, 4\\)\\)"
+            ),
+        ),
         (L.Concatenate(), [np.zeros((2, 3)), np.zeros((2, 3, 1))], "inputs of one rank"),
         (L.Concatenate(axis=3), [np.zeros((2, 3)), np.zeros((2, 3))], "has an axis 3"),
     ],

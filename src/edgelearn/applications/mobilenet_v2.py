@@ -205,8 +205,11 @@ def decode_predictions(preds: Any, top: int = 5) -> list[list[tuple[str, str, fl
 
 # --------------------------------------------------------------------------- argument checks
 def _check_alpha(function: str, alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not (
-            math.isfinite(alpha) and alpha > 0):
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float))
+        or not (math.isfinite(alpha) and alpha > 0)
+    ):
         raise ValueError(f"{function} expects alpha > 0. Received: alpha={alpha!r}")
     return float(alpha)
 
@@ -236,12 +239,14 @@ def _check_head(function: str, include_top: bool, pooling: Any, classes: Any) ->
             f"include_top=True the top already pools. Received: pooling={pooling!r}"
         )
     if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes <= 0:
-        raise ValueError(f"{function} expects a positive number of classes. Received: "
-                         f"classes={classes!r}")
+        raise ValueError(
+            f"{function} expects a positive number of classes. Received: classes={classes!r}"
+        )
 
 
-def _check_pretrained_top(function: str, weights: Any, classes: int,
-                          classifier_activation: Any) -> None:
+def _check_pretrained_top(
+    function: str, weights: Any, classes: int, classifier_activation: Any
+) -> None:
     """Pre-trained ImageNet tops have 1,000 classes and give logits or softmax probabilities."""
     if weights not in ("imagenet", "auto"):
         return
@@ -289,9 +294,13 @@ def _obtain_input_shape(
         input_shape = shape
     if input_shape is not None:
         valid = (
-            isinstance(input_shape, (tuple, list)) and len(input_shape) == 3
-            and all(d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool)
-                                  and d > 0) for d in input_shape)
+            isinstance(input_shape, (tuple, list))
+            and len(input_shape) == 3
+            and all(
+                d is None
+                or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0)
+                for d in input_shape
+            )
             and input_shape[2] is not None
         )
         if not valid:
@@ -346,8 +355,9 @@ def _source_inputs(tensor: KerasTensor) -> list[KerasTensor]:
     return found
 
 
-def _image_input(input_shape: tuple[int | None, ...],
-                 input_tensor: KerasTensor | None) -> tuple[KerasTensor, Any]:
+def _image_input(
+    input_shape: tuple[int | None, ...], input_tensor: KerasTensor | None
+) -> tuple[KerasTensor, Any]:
     """The tensor the network starts from, and the model's inputs."""
     if input_tensor is None:
         tensor = layers.Input(input_shape)
@@ -384,7 +394,8 @@ def _load_weights_by_name(model: Model, path: str | os.PathLike[str]) -> None:
         return
     source = load_model(location)
     keras_io.set_weights_by_name(
-        model, {layer.name: layer.get_weights() for layer in source.layers}, str(location))
+        model, {layer.name: layer.get_weights() for layer in source.layers}, str(location)
+    )
 
 
 def _load_nsfwjs(model: Model) -> None:
@@ -403,28 +414,35 @@ def _log_weights(function: str, weights: Any, detail: str = "") -> None:
 
 
 # --------------------------------------------------------------------------- the network
-def _inverted_res_block(inputs: KerasTensor, expansion: int, stride: int, alpha: float,
-                        filters: int, block_id: int) -> KerasTensor:
+def _inverted_res_block(
+    inputs: KerasTensor, expansion: int, stride: int, alpha: float, filters: int, block_id: int
+) -> KerasTensor:
     in_channels = inputs.shape[-1]
     pointwise_filters = _make_divisible(int(filters * alpha), 8)
     x = inputs
     prefix = f"block_{block_id}_"
     if block_id:
-        x = layers.Conv2D(expansion * in_channels, 1, padding="same", use_bias=False,
-                          name=f"{prefix}expand")(x)
+        x = layers.Conv2D(
+            expansion * in_channels, 1, padding="same", use_bias=False, name=f"{prefix}expand"
+        )(x)
         x = layers.BatchNormalization(epsilon=1e-3, momentum=0.999, name=f"{prefix}expand_BN")(x)
         x = layers.ReLU(6.0, name=f"{prefix}expand_relu")(x)
     else:
         prefix = "expanded_conv_"
     if stride == 2:
         x = layers.ZeroPadding2D(correct_pad(x, 3), name=f"{prefix}pad")(x)
-    x = layers.DepthwiseConv2D(3, strides=stride, use_bias=False,
-                               padding="same" if stride == 1 else "valid",
-                               name=f"{prefix}depthwise")(x)
+    x = layers.DepthwiseConv2D(
+        3,
+        strides=stride,
+        use_bias=False,
+        padding="same" if stride == 1 else "valid",
+        name=f"{prefix}depthwise",
+    )(x)
     x = layers.BatchNormalization(epsilon=1e-3, momentum=0.999, name=f"{prefix}depthwise_BN")(x)
     x = layers.ReLU(6.0, name=f"{prefix}depthwise_relu")(x)
-    x = layers.Conv2D(pointwise_filters, 1, padding="same", use_bias=False,
-                      name=f"{prefix}project")(x)
+    x = layers.Conv2D(
+        pointwise_filters, 1, padding="same", use_bias=False, name=f"{prefix}project"
+    )(x)
     x = layers.BatchNormalization(epsilon=1e-3, momentum=0.999, name=f"{prefix}project_BN")(x)
     if in_channels == pointwise_filters and stride == 1:
         return layers.Add(name=f"{prefix}add")([inputs, x])
@@ -433,15 +451,31 @@ def _inverted_res_block(inputs: KerasTensor, expansion: int, stride: int, alpha:
 
 # (filters, stride, expansion) of blocks 0..16, as in the paper's Table 2.
 _BLOCKS = (
-    (16, 1, 1), (24, 2, 6), (24, 1, 6), (32, 2, 6), (32, 1, 6), (32, 1, 6), (64, 2, 6),
-    (64, 1, 6), (64, 1, 6), (64, 1, 6), (96, 1, 6), (96, 1, 6), (96, 1, 6), (160, 2, 6),
-    (160, 1, 6), (160, 1, 6), (320, 1, 6),
+    (16, 1, 1),
+    (24, 2, 6),
+    (24, 1, 6),
+    (32, 2, 6),
+    (32, 1, 6),
+    (32, 1, 6),
+    (64, 2, 6),
+    (64, 1, 6),
+    (64, 1, 6),
+    (64, 1, 6),
+    (96, 1, 6),
+    (96, 1, 6),
+    (96, 1, 6),
+    (160, 2, 6),
+    (160, 1, 6),
+    (160, 1, 6),
+    (320, 1, 6),
 )
 
 
 def _imagenet_file(alpha: float, rows: int, include_top: bool) -> pathlib.Path:
-    name = (f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}"
-            f"{'' if include_top else '_no_top'}.h5")
+    name = (
+        f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}"
+        f"{'' if include_top else '_no_top'}.h5"
+    )
     return _fetch(BASE_WEIGHT_PATH + name, cache_dir("models", "keras-applications") / name)
 
 
@@ -495,9 +529,15 @@ def MobileNetV2(
             f"Received: alpha={alpha}"
         )
     imagenet_top = include_top and weights in ("imagenet", "auto")
-    shape = _obtain_input_shape(function, input_shape, input_tensor, include_top,
-                                pretrained=weights in WEIGHT_CHOICES, imagenet_top=imagenet_top,
-                                sizes=IMAGENET_SIZES)
+    shape = _obtain_input_shape(
+        function,
+        input_shape,
+        input_tensor,
+        include_top,
+        pretrained=weights in WEIGHT_CHOICES,
+        imagenet_top=imagenet_top,
+        sizes=IMAGENET_SIZES,
+    )
     rows = shape[0]
     # ImageNet backbones are size-independent: other sizes take the 224 file, as in Keras.
     weight_rows = rows if rows in IMAGENET_SIZES and rows == shape[1] else 224
@@ -524,18 +564,22 @@ def MobileNetV2(
                 f"nsfwjs' are for alpha=1.0). Received: alpha={alpha}; use weights=None"
             )
         chosen = "nsfwjs"
-        logger.warning("MobileNetV2 weights='auto': ImageNet weights unavailable (%s); using "
-                       "nsfwjs' instead", reasons[0])
+        logger.warning(
+            "MobileNetV2 weights='auto': ImageNet weights unavailable (%s); using nsfwjs' instead",
+            reasons[0],
+        )
 
     img_input, inputs = _image_input(shape, input_tensor)
     first_block_filters = _make_divisible(32 * alpha, 8)
-    x = layers.Conv2D(first_block_filters, 3, strides=(2, 2), padding="same", use_bias=False,
-                      name="Conv1")(img_input)
+    x = layers.Conv2D(
+        first_block_filters, 3, strides=(2, 2), padding="same", use_bias=False, name="Conv1"
+    )(img_input)
     x = layers.BatchNormalization(epsilon=1e-3, momentum=0.999, name="bn_Conv1")(x)
     x = layers.ReLU(6.0, name="Conv1_relu")(x)
     for block_id, (filters, stride, expansion) in enumerate(_BLOCKS):
-        x = _inverted_res_block(x, filters=filters, alpha=alpha, stride=stride,
-                                expansion=expansion, block_id=block_id)
+        x = _inverted_res_block(
+            x, filters=filters, alpha=alpha, stride=stride, expansion=expansion, block_id=block_id
+        )
     # The paper applies no alpha below 1 to the last convolution, only above.
     last_block_filters = _make_divisible(1280 * alpha, 8) if alpha > 1.0 else 1280
     x = layers.Conv2D(last_block_filters, 1, use_bias=False, name="Conv_1")(x)

@@ -75,7 +75,9 @@ def extract_model(name: str = "mobilenet_v2", node: str = "node") -> pathlib.Pat
     try:
         subprocess.run(
             [node, "-e", _EXTRACT_JS, str(package / "dist" / "models" / name), str(staging)],
-            check=True, capture_output=True, timeout=120,
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
         json.loads((staging / "model.json").read_text())  # fail here, not at load time
         target.rmdir()  # cache_dir created it empty
@@ -85,5 +87,7 @@ def extract_model(name: str = "mobilenet_v2", node: str = "node") -> pathlib.Pat
         raise FileNotFoundError(f"node is needed to unpack {PACKAGE}'s models: {error}") from None
     except subprocess.CalledProcessError as error:
         shutil.rmtree(staging, ignore_errors=True)
-        raise RuntimeError(f"unpacking {PACKAGE}/{name} failed: {error.stderr.decode()[-500:]}") from None
+        raise RuntimeError(
+            f"unpacking {PACKAGE}/{name} failed: {error.stderr.decode()[-500:]}"
+        ) from None
     return target

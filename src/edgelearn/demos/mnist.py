@@ -71,7 +71,11 @@ def run(
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()
     model.fit(
-        prepare(x_train), y_train, epochs=epochs, batch_size=batch_size, validation_split=0.15,
+        prepare(x_train),
+        y_train,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_split=0.15,
         verbose=verbose,
     )
     seconds = time.perf_counter() - start

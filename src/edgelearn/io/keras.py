@@ -203,8 +203,9 @@ def _config_entries(config: Any) -> list[tuple[str, Any]]:
             continue
         arguments = layer.get("config")
         named = isinstance(arguments, dict) and "name" in arguments
-        entries.append((str(layer.get("class_name")),
-                        arguments["name"] if named else layer.get("name")))
+        entries.append(
+            (str(layer.get("class_name")), arguments["name"] if named else layer.get("name"))
+        )
     return entries
 
 
@@ -300,12 +301,16 @@ _LISTED = 6
 def _misfit(layer: Layer, datasets: list[Any], where: str) -> str | None:
     """Why ``datasets`` cannot be ``layer``'s weights (their count or a shape), or None."""
     if len(datasets) != len(layer.weights):
-        return (f"{where} holds {len(datasets)} weights but layer '{layer.name}' has "
-                f"{len(layer.weights)} ({[w.name for w in layer.weights]})")
+        return (
+            f"{where} holds {len(datasets)} weights but layer '{layer.name}' has "
+            f"{len(layer.weights)} ({[w.name for w in layer.weights]})"
+        )
     for variable, dataset in zip(layer.weights, datasets):
         if tuple(dataset.shape) != variable.shape:
-            return (f"weight '{variable.name}' has shape {list(dataset.shape)} in {where} but the "
-                    f"model needs {list(variable.shape)}")
+            return (
+                f"weight '{variable.name}' has shape {list(dataset.shape)} in {where} but the "
+                f"model needs {list(variable.shape)}"
+            )
     return None
 
 
@@ -322,8 +327,9 @@ def _report(missing: list[str], misfits: list[str]) -> str:
     return "; ".join(parts)
 
 
-def _assign(plan: Plan, source: str, missing: list[str] | None = None,
-            skip_mismatch: bool = False) -> list[str]:
+def _assign(
+    plan: Plan, source: str, missing: list[str] | None = None, skip_mismatch: bool = False
+) -> list[str]:
     """Check every layer's datasets (count and shapes), then read them all, then assign: a bad
     file leaves the model unchanged. ``missing`` names the layers with weights that the file
     lacks. With ``skip_mismatch`` those, and the layers whose datasets do not fit, keep their
@@ -339,9 +345,12 @@ def _assign(plan: Plan, source: str, missing: list[str] | None = None,
         if not skip_mismatch:
             raise ModelFormatError(f"{source}: {report}")
         skipped = len(missing) + len(misfits)
-        warnings.warn(f"{source}: skip_mismatch left {skipped} layer{'s' * (skipped > 1)} as "
-                      f"{'they were' if skipped > 1 else 'it was'}: {report}", UserWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"{source}: skip_mismatch left {skipped} layer{'s' * (skipped > 1)} as "
+            f"{'they were' if skipped > 1 else 'it was'}: {report}",
+            UserWarning,
+            stacklevel=3,
+        )
     fitting = [(layer, datasets) for layer, datasets, _ in plan if layer.name not in misfits]
     values = [[np.asarray(dataset[()]) for dataset in datasets] for _, datasets in fitting]
     for (layer, _), arrays in zip(fitting, values):
@@ -402,8 +411,13 @@ def _vars_name(group: Any, path: str, expected: Any, source: str) -> Any:
     return recorded
 
 
-def _keras3_plan(h5: Any, entries: list[tuple[str, str]], layers: dict[str, Layer], source: str,
-                 check_names: bool) -> Plan:
+def _keras3_plan(
+    h5: Any,
+    entries: list[tuple[str, str]],
+    layers: dict[str, Layer],
+    source: str,
+    check_names: bool,
+) -> Plan:
     """Read the weights of Keras 3's ``layers/<key>/vars`` layout; ``entries`` are the
     (class name, layer name) of ``model.layers`` in Keras' order. With ``check_names``, a layer
     name recorded in the file must be the config's (it may differ for a model built apart)."""
@@ -500,8 +514,11 @@ def _load_hdf5(path: pathlib.Path) -> Model:
     source = str(path)
     with _open_h5(path, source) as h5:
         if "model_config" not in h5.attrs:
-            hint = " (a weights-only file: use edgelearn.io.keras.load_weights)" if (
-                "layer_names" in h5.attrs or "layers" in h5) else ""
+            hint = (
+                " (a weights-only file: use edgelearn.io.keras.load_weights)"
+                if ("layer_names" in h5.attrs or "layers" in h5)
+                else ""
+            )
             raise ModelFormatError(f"{source} has no 'model_config' attribute{hint}")
         _check_legacy_version(h5, source)
         model, _ = _build(_parse_json(h5.attrs["model_config"], source, "model_config"), source)
@@ -511,8 +528,9 @@ def _load_hdf5(path: pathlib.Path) -> Model:
         named = _legacy_named(group, source)
         plan, missing = _plan_by_name(model.layers, named)
         names = {layer.name for layer in model.layers}
-        extra = sorted(name for name, (datasets, _) in named.items()
-                       if datasets and name not in names)
+        extra = sorted(
+            name for name, (datasets, _) in named.items() if datasets and name not in names
+        )
         if extra:
             raise ModelFormatError(
                 f"{source}: the file has weights for layers the model lacks: {extra[:5]}"
@@ -528,8 +546,9 @@ def _archive_member(archive: zipfile.ZipFile, name: str, source: str, limit: int
         raise ModelFormatError(
             f"{source} is a zip archive without {name}; not a .keras model"
         ) from None
-    bomb = (info.file_size > _BOMB_FLOOR_BYTES
-            and info.file_size > _MAX_EXPANSION * max(info.compress_size, 1))
+    bomb = info.file_size > _BOMB_FLOOR_BYTES and info.file_size > _MAX_EXPANSION * max(
+        info.compress_size, 1
+    )
     if bomb or (limit is not None and info.file_size > limit):
         raise ModelFormatError(
             f"{source}: {name} claims {info.file_size} bytes from {info.compress_size}; refused"
@@ -584,8 +603,9 @@ def load(path: str | os.PathLike[str]) -> Model:
     )
 
 
-def load_weights(model: Model, path: str | os.PathLike[str], by_name: bool = False,
-                 skip_mismatch: bool = False) -> list[str]:
+def load_weights(
+    model: Model, path: str | os.PathLike[str], by_name: bool = False, skip_mismatch: bool = False
+) -> list[str]:
     """Load Keras weights into ``model``, built; returns the names of the layers skipped.
 
     Reads what Keras writes with ``save_weights``: Keras 3 ``.weights.h5`` files and Keras 2
@@ -632,8 +652,10 @@ def load_weights(model: Model, path: str | os.PathLike[str], by_name: bool = Fal
             file = io.BytesIO(_archive_member(archive, WEIGHTS_FILE, source, None))
             if by_name:  # the config names the layers where older Keras 3 files record none
                 config = _parse_json(
-                    _archive_member(archive, CONFIG_FILE, source, _MAX_CONFIG_BYTES), source,
-                    CONFIG_FILE)
+                    _archive_member(archive, CONFIG_FILE, source, _MAX_CONFIG_BYTES),
+                    source,
+                    CONFIG_FILE,
+                )
                 entries = _config_entries(config)
                 keys = _keras3_keys([class_name for class_name, _ in entries])
                 config_names = {key: name for key, (_, name) in zip(keys, entries)}
@@ -647,8 +669,9 @@ def load_weights(model: Model, path: str | os.PathLike[str], by_name: bool = Fal
                 plan, missing = _plan_by_name(layers, _keras3_named(h5, config_names, source))
                 return _assign(plan, source, missing, skip_mismatch)
             entries = [(type(layer).__name__, layer.name) for layer in layers]
-            plan = _keras3_plan(h5, entries, {layer.name: layer for layer in layers}, source,
-                                check_names=False)
+            plan = _keras3_plan(
+                h5, entries, {layer.name: layer for layer in layers}, source, check_names=False
+            )
             return _assign(plan, source, skip_mismatch=skip_mismatch)
         _check_legacy_version(h5, source)
         named = _legacy_named(_child(h5, "model_weights", source) or h5, source)
@@ -667,8 +690,9 @@ def load_weights(model: Model, path: str | os.PathLike[str], by_name: bool = Fal
         return _assign(plan, source, skip_mismatch=skip_mismatch)
 
 
-def set_weights_by_name(model: Model, weights: Mapping[str, Sequence[Any]], source: str,
-                        skip_mismatch: bool = False) -> list[str]:
+def set_weights_by_name(
+    model: Model, weights: Mapping[str, Sequence[Any]], source: str, skip_mismatch: bool = False
+) -> list[str]:
     """Give each layer of ``model`` the arrays that ``weights`` holds under its name, in the
     layer's ``weights`` order, with the checks and errors of ``load_weights(..., by_name=True)``
     (``source`` names where the arrays came from in them); returns the names of the layers
@@ -683,11 +707,19 @@ def set_weights_by_name(model: Model, weights: Mapping[str, Sequence[Any]], sour
         >>> model.predict(np.array([[1.0, 2.0]]))
         array([[3.]], dtype=float32)
     """
-    named = {name: ([np.asarray(array) for array in arrays], f"its layer '{name}'")
-             for name, arrays in weights.items()}
+    named = {
+        name: ([np.asarray(array) for array in arrays], f"its layer '{name}'")
+        for name, arrays in weights.items()
+    }
     plan, missing = _plan_by_name(model.layers, named)
     return _assign(plan, source, missing, skip_mismatch)
 
 
-__all__ = ["ModelFormatError", "load", "load_weights", "prepare_config", "set_weights_by_name",
-           "sniff"]
+__all__ = [
+    "ModelFormatError",
+    "load",
+    "load_weights",
+    "prepare_config",
+    "set_weights_by_name",
+    "sniff",
+]

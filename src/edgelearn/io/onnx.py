@@ -158,9 +158,11 @@ class _GraphBuilder:
 
     def op(self, op_type: str, inputs: list[str], base: str, **attributes: Any) -> str:
         output = self.name(base)
-        self.nodes.append(self.helper.make_node(
-            op_type, inputs, [output], name=self.name(f"{base}/{op_type}"), **attributes
-        ))
+        self.nodes.append(
+            self.helper.make_node(
+                op_type, inputs, [output], name=self.name(f"{base}/{op_type}"), **attributes
+            )
+        )
         return output
 
     def layout(self, value: _Value, nchw: bool) -> _Value:
@@ -194,8 +196,12 @@ def _steps(model: Model) -> tuple[list[tuple[Any, InputLayer]], list[_Step], lis
     if isinstance(model, Functional):
         inputs = [(id(t), t.node.layer) for t in model.inputs]
         steps = [
-            _Step(node.layer, [id(t) for t in node.input_tensors], id(node.outputs[0]),
-                  isinstance(node.inputs, (list, tuple)))
+            _Step(
+                node.layer,
+                [id(t) for t in node.input_tensors],
+                id(node.outputs[0]),
+                isinstance(node.inputs, (list, tuple)),
+            )
             for node in model._nodes
         ]
         return inputs, steps, [id(t) for t in model.outputs]
@@ -301,9 +307,11 @@ class _Exporter:
         for key, layer in inputs:
             name = self.graph.name(layer.name)
             values[key] = _Value(name, layer.batch_input_shape)
-            graph_inputs.append(helper.make_tensor_value_info(
-                name, float32, self._dims(layer.batch_input_shape, name)
-            ))
+            graph_inputs.append(
+                helper.make_tensor_value_info(
+                    name, float32, self._dims(layer.batch_input_shape, name)
+                )
+            )
         # Reserved before any node is named, so that outputs keep the model's output names.
         output_names = [self.graph.name(name) for name in self.model.output_names]
         folded = {id(step) for step in folds.values()}
@@ -318,12 +326,17 @@ class _Exporter:
             values[step.output] = convert(self, args if step.merge else args[0])
         graph_outputs = self._outputs([values[key] for key in outputs], output_names)
         graph = helper.make_graph(
-            self.graph.nodes, self.model.name, graph_inputs, graph_outputs,
+            self.graph.nodes,
+            self.model.name,
+            graph_inputs,
+            graph_outputs,
             initializer=self.graph.initializers,
         )
         opsets = [helper.make_opsetid("", opset)]
         proto = helper.make_model(
-            graph, opset_imports=opsets, producer_name="edgelearn",
+            graph,
+            opset_imports=opsets,
+            producer_name="edgelearn",
             producer_version=edgelearn.__version__,
             doc_string=f"edgelearn model '{self.model.name}', NHWC inputs and outputs",
         )
@@ -355,9 +368,11 @@ class _Exporter:
                 for other in self.graph.nodes:
                     other.input[:] = [name if i == value.name else i for i in other.input]
                 node.output[:] = [name]
-            result.append(helper.make_tensor_value_info(
-                name, self.onnx.TensorProto.FLOAT, self._dims(value.shape, name)
-            ))
+            result.append(
+                helper.make_tensor_value_info(
+                    name, self.onnx.TensorProto.FLOAT, self._dims(value.shape, name)
+                )
+            )
         return result
 
     # -------------------------------------------------------------- shared pieces
@@ -407,8 +422,15 @@ class _Exporter:
         bias = shift if bias is None else bias * scale + shift
         return weight * scale.reshape(shape), bias
 
-    def _conv(self, value: _Value, weight: np.ndarray, bias: np.ndarray | None,
-              attributes: dict[str, Any], op_type: str = "Conv", what: str = "kernel") -> str:
+    def _conv(
+        self,
+        value: _Value,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        attributes: dict[str, Any],
+        op_type: str = "Conv",
+        what: str = "kernel",
+    ) -> str:
         inputs = [self.graph.layout(value, nchw=True).name, self._const(what, weight)]
         if bias is not None:
             inputs.append(self._const("bias", bias))
@@ -449,14 +471,24 @@ class _Exporter:
     def separable_conv2d(self, value: _Value) -> _Value:
         layer = self.layer
         attributes = self._conv_window(value)
-        depthwise = self._conv(value, self._depthwise_weight(), None,
-                               {**attributes, "group": value.shape[3]}, what="depthwise_kernel")
+        depthwise = self._conv(
+            value,
+            self._depthwise_weight(),
+            None,
+            {**attributes, "group": value.shape[3]},
+            what="depthwise_kernel",
+        )
         pointwise = _weight(layer.pointwise_kernel).transpose(3, 2, 0, 1)
         bias = None if layer.bias is None else _weight(layer.bias)
         pointwise, bias = self._folded(pointwise, bias, channel_axis=0)
         shape = self._output_shape(value)
-        output = self._conv(_Value(depthwise, shape, nchw=True), pointwise, bias,
-                            {"kernel_shape": [1, 1]}, what="pointwise_kernel")
+        output = self._conv(
+            _Value(depthwise, shape, nchw=True),
+            pointwise,
+            bias,
+            {"kernel_shape": [1, 1]},
+            what="pointwise_kernel",
+        )
         return self._finish(output, shape, layer.activation)
 
     def conv2d_transpose(self, value: _Value) -> _Value:
@@ -478,8 +510,11 @@ class _Exporter:
             begin.append(start)
             end.append(max(full - start - out, 0))
             extra.append(max(out - (full - start), 0))
-        attributes = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.strides),
-                      "pads": begin + end}
+        attributes = {
+            "kernel_shape": list(layer.kernel_size),
+            "strides": list(layer.strides),
+            "pads": begin + end,
+        }
         if any(extra):
             attributes["output_padding"] = extra
         output = self._conv(value, weight, bias, attributes, op_type="ConvTranspose")
@@ -489,8 +524,9 @@ class _Exporter:
     def _pool(self, value: _Value, op_type: str, **extra: Any) -> _Value:
         layer = self.layer
         attributes = _window_attributes(value.shape, layer.pool_size, layer.strides, layer.padding)
-        output = self._op(op_type, [self.graph.layout(value, nchw=True).name],
-                          **attributes, **extra)
+        output = self._op(
+            op_type, [self.graph.layout(value, nchw=True).name], **attributes, **extra
+        )
         return _Value(output, self._output_shape(value), nchw=True)
 
     def max_pooling2d(self, value: _Value) -> _Value:
@@ -528,8 +564,9 @@ class _Exporter:
             attributes.update(mode="nearest", nearest_mode="floor")
         else:
             attributes["mode"] = "linear"
-        output = self._op("Resize", [self.graph.layout(value, nchw=True).name, "", scales],
-                          **attributes)
+        output = self._op(
+            "Resize", [self.graph.layout(value, nchw=True).name, "", scales], **attributes
+        )
         return _Value(output, self._output_shape(value), nchw=True)
 
     # -------------------------------------------------------------- core layers
@@ -634,8 +671,10 @@ class _Exporter:
             if v.rank < rank:  # below 4-D, so in Keras order
                 missing = rank - v.rank
                 axes = self._const("axes", list(range(1, missing + 1)), np.int64)
-                v = _Value(self._op("Unsqueeze", [v.name, axes]),
-                           (v.shape[0], *(1,) * missing, *v.shape[1:]))
+                v = _Value(
+                    self._op("Unsqueeze", [v.name, axes]),
+                    (v.shape[0], *(1,) * missing, *v.shape[1:]),
+                )
             aligned.append(v)
         nchw = rank == 4 and any(v.nchw for v in aligned)
         return [self.graph.layout(v, nchw) for v in aligned]
@@ -664,6 +703,7 @@ class _Exporter:
         def combine(names: list[str]) -> str:
             total = self._op("Sum", names)
             return self._op("Div", [total, self._const("count", float(len(names)))])
+
         return self._merge(values, combine)
 
     def maximum(self, values: list[_Value]) -> _Value:

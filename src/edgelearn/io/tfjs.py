@@ -72,13 +72,19 @@ def quantize(values: np.ndarray, dtype: str) -> tuple[np.ndarray, dict[str, Any]
     if dtype == "float16":
         return values.astype("<f2"), {"dtype": "float16"}
     if dtype not in ("uint8", "uint16"):
-        raise ValueError(f"quantize must be 'uint8', 'uint16' or 'float16'. Received: quantize={dtype!r}")
+        raise ValueError(
+            f"quantize must be 'uint8', 'uint16' or 'float16'. Received: quantize={dtype!r}"
+        )
     levels = np.iinfo(_QUANTIZED[dtype]).max
     values64 = np.asarray(values, dtype=np.float64)
     low = float(values64.min()) if values64.size else 0.0
     high = float(values64.max()) if values64.size else 0.0
     if high == low:
-        return np.zeros(values64.shape, _QUANTIZED[dtype]), {"dtype": dtype, "min": low, "scale": 1.0}
+        return np.zeros(values64.shape, _QUANTIZED[dtype]), {
+            "dtype": dtype,
+            "min": low,
+            "scale": 1.0,
+        }
     scale = (high - low) / levels
     if low <= 0 <= high:
         low = -float(np.round(-low / scale)) * scale
@@ -87,16 +93,23 @@ def quantize(values: np.ndarray, dtype: str) -> tuple[np.ndarray, dict[str, Any]
     return codes, {"dtype": dtype, "min": low, "scale": scale}
 
 
-def model_artifacts(model: Model, quantize_dtype: str | None = None) -> tuple[dict[str, Any], bytes]:
+def model_artifacts(
+    model: Model, quantize_dtype: str | None = None
+) -> tuple[dict[str, Any], bytes]:
     """The ``model.json`` content (without paths) and the weight bytes of ``model``."""
     if not model.input_shapes:
         raise ValueError(
-            f"Model '{model.name}' is not built yet: give it an Input or call it on data before saving"
+            f"Model '{model.name}' is not built yet: "
+            "give it an Input or call it on data before saving"
         )
     entries, chunks = [], []
     for variable in model.weights:
         values = np.ascontiguousarray(variable.data, dtype="<f4")
-        entry: dict[str, Any] = {"name": variable.name, "shape": list(values.shape), "dtype": "float32"}
+        entry: dict[str, Any] = {
+            "name": variable.name,
+            "shape": list(values.shape),
+            "dtype": "float32",
+        }
         if quantize_dtype is not None:
             values, entry["quantization"] = quantize(values, quantize_dtype)
         entries.append(entry)
@@ -118,8 +131,13 @@ def model_artifacts(model: Model, quantize_dtype: str | None = None) -> tuple[di
     return content, b"".join(chunks)
 
 
-def save(model: Model, path: str | os.PathLike[str], quantize: str | None = None,
-         overwrite: bool = True, metadata: dict[str, Any] | None = None) -> None:
+def save(
+    model: Model,
+    path: str | os.PathLike[str],
+    quantize: str | None = None,
+    overwrite: bool = True,
+    metadata: dict[str, Any] | None = None,
+) -> None:
     """Write ``model`` as a TF.js layers-model folder, crash-safely.
 
     The new shards are written and synced first, under names the current ``model.json`` does not
@@ -132,7 +150,9 @@ def save(model: Model, path: str | os.PathLike[str], quantize: str | None = None
     model_file = target / MODEL_FILE
     if target.exists():
         if not target.is_dir() or not model_file.is_file():
-            raise FileExistsError(f"{target} exists and is not a saved model folder; refusing to replace it")
+            raise FileExistsError(
+                f"{target} exists and is not a saved model folder; refusing to replace it"
+            )
         if not overwrite:
             raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
     content, data = model_artifacts(model, quantize)
@@ -216,23 +236,31 @@ def _parse_json(text: bytes, source: str) -> dict[str, Any]:
     return content
 
 
-def _manifest_plan(content: dict[str, Any], source: str) -> list[tuple[list[str], list[dict[str, Any]], int]]:
+def _manifest_plan(
+    content: dict[str, Any], source: str
+) -> list[tuple[list[str], list[dict[str, Any]], int]]:
     """Validate the manifest; return per group (paths, entries, bytes needed)."""
     manifest = content.get("weightsManifest")
     if not isinstance(manifest, list):
         raise ModelFormatError(f"{source}: 'weightsManifest' must be a list of weight groups")
     plan = []
     for g, group in enumerate(manifest):
-        if not isinstance(group, dict) or not isinstance(group.get("paths"), list) or not isinstance(
-            group.get("weights"), list
+        if (
+            not isinstance(group, dict)
+            or not isinstance(group.get("paths"), list)
+            or not isinstance(group.get("weights"), list)
         ):
-            raise ModelFormatError(f"{source}: weightsManifest[{g}] needs 'paths' and 'weights' lists")
+            raise ModelFormatError(
+                f"{source}: weightsManifest[{g}] needs 'paths' and 'weights' lists"
+            )
         needed = 0
         for entry in group["weights"]:
             needed += _entry_bytes(entry, f"{source}: weightsManifest[{g}]")
         for path in group["paths"]:
             if not isinstance(path, str):
-                raise ModelFormatError(f"{source}: weightsManifest[{g}] has a non-string path {path!r}")
+                raise ModelFormatError(
+                    f"{source}: weightsManifest[{g}] has a non-string path {path!r}"
+                )
         plan.append((group["paths"], group["weights"], needed))
     return plan
 
@@ -261,15 +289,23 @@ def _entry_bytes(entry: Any, where: str) -> int:
     if quantization["dtype"] != "float16":
         for key in ("scale", "min"):
             if not isinstance(quantization.get(key), (int, float)):
-                raise ModelFormatError(f"{where}: weight '{name}' quantization lacks a numeric {key!r}")
+                raise ModelFormatError(
+                    f"{where}: weight '{name}' quantization lacks a numeric {key!r}"
+                )
     return count * _QUANTIZED[quantization["dtype"]].itemsize
 
 
-def _decode_weights(entries: list[dict[str, Any]], data: bytes | memoryview) -> dict[str, np.ndarray]:
+def _decode_weights(
+    entries: list[dict[str, Any]], data: bytes | memoryview
+) -> dict[str, np.ndarray]:
     weights, offset = {}, 0
     for entry in entries:
         shape, quantization = entry["shape"], entry.get("quantization")
-        dtype = _DTYPES[entry.get("dtype", "float32")] if quantization is None else _QUANTIZED[quantization["dtype"]]
+        dtype = (
+            _DTYPES[entry.get("dtype", "float32")]
+            if quantization is None
+            else _QUANTIZED[quantization["dtype"]]
+        )
         count = math.prod(shape)
         values = np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
         offset += count * dtype.itemsize
@@ -279,7 +315,9 @@ def _decode_weights(entries: list[dict[str, Any]], data: bytes | memoryview) -> 
             values = values.astype(np.float32)
         else:
             # In float64, rounded once, as TF.js decodes: float32 arithmetic would land an ulp off.
-            values = (values * float(quantization["scale"]) + float(quantization["min"])).astype(np.float32)
+            values = (values * float(quantization["scale"]) + float(quantization["min"])).astype(
+                np.float32
+            )
         weights[entry["name"]] = values
     return weights
 
@@ -324,7 +362,9 @@ def model_from_artifacts(content: dict[str, Any], weights_from: WeightSource, so
         with placeholder_weights():
             model = model_from_config(topology)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
-        raise ModelFormatError(f"{source}: cannot build the model from its topology: {error}") from None
+        raise ModelFormatError(
+            f"{source}: cannot build the model from its topology: {error}"
+        ) from None
     entries = {entry["name"]: entry for _, group, _ in plan for entry in group}
     _check_entries_match(model, entries, source)
     weights: dict[str, np.ndarray] = {}
@@ -332,7 +372,9 @@ def model_from_artifacts(content: dict[str, Any], weights_from: WeightSource, so
         if group:
             weights.update(_decode_weights(group, weights_from.read(paths, needed)))
     for variable in model.weights:
-        variable.data = weights[_manifest_name(variable.name, entries)].astype(variable.dtype, copy=False)
+        variable.data = weights[_manifest_name(variable.name, entries)].astype(
+            variable.dtype, copy=False
+        )
     return model
 
 
@@ -346,7 +388,9 @@ def _check_entries_match(model: Model, entries: dict[str, dict[str, Any]], sourc
     for variable in model.weights:
         key = _manifest_name(variable.name, entries)
         if key not in entries:
-            raise ModelFormatError(f"{source}: the weights manifest has no weight '{variable.name}'")
+            raise ModelFormatError(
+                f"{source}: the weights manifest has no weight '{variable.name}'"
+            )
         shape = tuple(entries[key]["shape"])
         if shape != variable.shape:
             raise ModelFormatError(
@@ -356,7 +400,9 @@ def _check_entries_match(model: Model, entries: dict[str, dict[str, Any]], sourc
         used.add(key)
     unused = sorted(set(entries) - used)
     if unused:
-        raise ModelFormatError(f"{source}: the weights manifest has weights the model lacks: {unused[:5]}")
+        raise ModelFormatError(
+            f"{source}: the weights manifest has weights the model lacks: {unused[:5]}"
+        )
 
 
 class FolderSource(WeightSource):
@@ -373,25 +419,32 @@ class FolderSource(WeightSource):
         sizes = []
         for file in files:
             if not file.is_file():
-                raise ModelFormatError(f"{self.source}: weight shard {file.name} is missing from {self.folder}")
+                raise ModelFormatError(
+                    f"{self.source}: weight shard {file.name} is missing from {self.folder}"
+                )
             sizes.append(file.stat().st_size)
         if sum(sizes) < needed:
             raise ModelFormatError(
-                f"{self.source}: weight shards {', '.join(f.name for f in files)} hold {sum(sizes)} "
+                f"{self.source}: weight shards {', '.join(f.name for f in files)} "
+                f"hold {sum(sizes)} "
                 f"bytes but the manifest needs {needed}"
             )
 
     def read(self, paths, needed):
         data = b"".join(file.read_bytes() for file in self._files(paths))
         if len(data) < needed:  # the files changed since check()
-            raise ModelFormatError(f"{self.source}: weight shards hold {len(data)} bytes, need {needed}")
+            raise ModelFormatError(
+                f"{self.source}: weight shards hold {len(data)} bytes, need {needed}"
+            )
         return data
 
 
 def _safe_local_path(root: pathlib.Path, path: str, source: str) -> pathlib.Path:
     parsed = urllib.parse.urlparse(path)
     if parsed.scheme or parsed.netloc or os.path.isabs(path) or path.startswith(("/", "\\")):
-        raise ModelFormatError(f"{source}: weight path {path!r} must be relative to the model folder")
+        raise ModelFormatError(
+            f"{source}: weight path {path!r} must be relative to the model folder"
+        )
     resolved = (root / path).resolve()
     if not resolved.is_relative_to(root):
         raise ModelFormatError(f"{source}: weight path {path!r} leaves the model folder")
@@ -406,7 +459,9 @@ def load(path: str | os.PathLike[str]) -> Model:
     location = pathlib.Path(path)
     model_file = location / MODEL_FILE if location.is_dir() else location
     if not model_file.is_file():
-        raise FileNotFoundError(f"No TF.js model at {location}: expected a folder with {MODEL_FILE}")
+        raise FileNotFoundError(
+            f"No TF.js model at {location}: expected a folder with {MODEL_FILE}"
+        )
     source = str(model_file)
     content = _parse_json(model_file.read_bytes(), source)
     return model_from_artifacts(content, FolderSource(model_file.parent, source), source)
@@ -424,11 +479,17 @@ class UrlSource(WeightSource):
         for path in paths:
             parsed = urllib.parse.urlparse(path)
             if parsed.scheme or parsed.netloc or path.startswith("/"):
-                raise ModelFormatError(f"{self.url}: weight path {path!r} must be relative to the model URL")
+                raise ModelFormatError(
+                    f"{self.url}: weight path {path!r} must be relative to the model URL"
+                )
             joined = posixpath.normpath(posixpath.join(folder, path))
             if not joined.startswith(folder.rstrip("/") + "/"):
-                raise ModelFormatError(f"{self.url}: weight path {path!r} leaves the model's folder")
-            addresses.append(urllib.parse.urlunparse(self.base._replace(path=joined, query="", fragment="")))
+                raise ModelFormatError(
+                    f"{self.url}: weight path {path!r} leaves the model's folder"
+                )
+            addresses.append(
+                urllib.parse.urlunparse(self.base._replace(path=joined, query="", fragment=""))
+            )
         return addresses
 
     def check(self, paths, needed):
@@ -437,7 +498,9 @@ class UrlSource(WeightSource):
     def read(self, paths, needed):
         data = b"".join(self.fetch(address) for address in self._addresses(paths))
         if len(data) < needed:
-            raise ModelFormatError(f"{self.url}: weight shards hold {len(data)} bytes but the manifest needs {needed}")
+            raise ModelFormatError(
+                f"{self.url}: weight shards hold {len(data)} bytes but the manifest needs {needed}"
+            )
         return data
 
 
@@ -446,8 +509,12 @@ def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     location = pathlib.Path(path)
     model_file = location / MODEL_FILE if location.is_dir() else location
     if not model_file.is_file():
-        raise FileNotFoundError(f"No TF.js model at {location}: expected a folder with {MODEL_FILE}")
-    metadata = _parse_json(model_file.read_bytes(), str(model_file)).get("userDefinedMetadata") or {}
+        raise FileNotFoundError(
+            f"No TF.js model at {location}: expected a folder with {MODEL_FILE}"
+        )
+    metadata = (
+        _parse_json(model_file.read_bytes(), str(model_file)).get("userDefinedMetadata") or {}
+    )
     if not isinstance(metadata, dict):
         raise ModelFormatError(f"{model_file}: 'userDefinedMetadata' must be a JSON object")
     return metadata
@@ -463,7 +530,14 @@ def _load_url(url: str, timeout: float = 30.0) -> Model:
 
 
 __all__ = [
-    "FolderSource", "ModelFormatError", "UrlSource", "WeightSource", "load", "load_metadata",
+    "FolderSource",
+    "ModelFormatError",
+    "UrlSource",
+    "WeightSource",
+    "load",
+    "load_metadata",
     "model_artifacts",
-    "model_from_artifacts", "quantize", "save",
+    "model_from_artifacts",
+    "quantize",
+    "save",
 ]

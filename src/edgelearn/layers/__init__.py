@@ -47,6 +47,7 @@ Convolution2D = Conv2D
 Convolution2DTranspose = Conv2DTranspose
 SeparableConvolution2D = SeparableConv2D
 
+
 def serialize(layer: Layer) -> dict[str, Any]:
     """The Keras JSON form of a layer: ``{"class_name": ..., "config": ...}``."""
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
@@ -55,11 +56,14 @@ def serialize(layer: Layer) -> dict[str, Any]:
 def deserialize(config: dict[str, Any]) -> Layer:
     """Build a layer from its Keras JSON form (written by Keras 2, Keras 3 or TensorFlow.js)."""
     if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"A layer config is a dict with 'class_name' and 'config'. Received: {config!r}")
+        raise ValueError(
+            f"A layer config is a dict with 'class_name' and 'config'. Received: {config!r}"
+        )
     class_name = config["class_name"]
     if class_name not in LAYER_CLASSES:
         raise ValueError(
-            f"Unknown layer class {class_name!r}. Supported layers: {', '.join(sorted(LAYER_CLASSES))}"
+            f"Unknown layer class {class_name!r}. "
+            f"Supported layers: {', '.join(sorted(LAYER_CLASSES))}"
         )
     layer_config = dict(config.get("config") or {})
     # Keys Keras 3 writes that describe serialisation rather than the layer.
@@ -69,11 +73,42 @@ def deserialize(config: dict[str, Any]) -> Layer:
 
 
 __all__ = [
-    "Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "BatchNormalization",
-    "Concatenate", "Conv2D", "Conv2DTranspose", "Convolution2D", "Convolution2DTranspose",
-    "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalAvgPool2D",
-    "GlobalMaxPool2D", "GlobalMaxPooling2D", "Input", "InputLayer", "Layer", "LeakyReLU",
-    "MaxPool2D", "MaxPooling2D", "Maximum", "Minimum", "Multiply", "ReLU", "Reshape",
-    "SeparableConv2D", "SeparableConvolution2D", "Softmax", "Subtract", "UpSampling2D",
-    "ZeroPadding2D", "deserialize", "serialize",
+    "Activation",
+    "Add",
+    "Average",
+    "AveragePooling2D",
+    "AvgPool2D",
+    "BatchNormalization",
+    "Concatenate",
+    "Conv2D",
+    "Conv2DTranspose",
+    "Convolution2D",
+    "Convolution2DTranspose",
+    "Dense",
+    "DepthwiseConv2D",
+    "Dropout",
+    "Flatten",
+    "GlobalAveragePooling2D",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool2D",
+    "GlobalMaxPooling2D",
+    "Input",
+    "InputLayer",
+    "Layer",
+    "LeakyReLU",
+    "MaxPool2D",
+    "MaxPooling2D",
+    "Maximum",
+    "Minimum",
+    "Multiply",
+    "ReLU",
+    "Reshape",
+    "SeparableConv2D",
+    "SeparableConvolution2D",
+    "Softmax",
+    "Subtract",
+    "UpSampling2D",
+    "ZeroPadding2D",
+    "deserialize",
+    "serialize",
 ]

@@ -36,7 +36,9 @@ class ReLU(Layer):
 
     def call(self, inputs, training=False):
         return F.ReLU.apply(
-            inputs, max_value=self.max_value, negative_slope=self.negative_slope,
+            inputs,
+            max_value=self.max_value,
+            negative_slope=self.negative_slope,
             threshold=self.threshold,
         )
 

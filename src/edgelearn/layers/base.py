@@ -148,7 +148,11 @@ class Layer:
         return tuple(input_shape)
 
     def get_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        config: dict[str, Any] = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": self.dtype,
+        }
         if self.batch_input_shape is not None:
             config["batch_input_shape"] = list(self.batch_input_shape)
         for weight_name, regularizer in self._regularizers.items():
@@ -232,14 +236,18 @@ class Layer:
         resolved = initializers.get(initializer)
         full_name = f"{self.name}/{name}"
         if getattr(_placeholders, "active", False):
-            variable = Variable(np.zeros((), self.dtype), name=full_name, trainable=trainable and self.trainable)
+            variable = Variable(
+                np.zeros((), self.dtype), name=full_name, trainable=trainable and self.trainable
+            )
             variable.data = np.broadcast_to(variable.data, tuple(shape))
         else:
             value = resolved(tuple(shape), dtype=self.dtype)
             variable = Variable(value, name=full_name, trainable=trainable and self.trainable)
         variable.trainable = trainable  # the weight's own kind; the layer flag can freeze it
         self._weights.append(variable)
-        regularizer = self._regularizers.get(name) or self._regularizers.get(name.removesuffix("_kernel"))
+        regularizer = self._regularizers.get(name) or self._regularizers.get(
+            name.removesuffix("_kernel")
+        )
         if regularizer is not None:
             self._penalties.append((variable, regularizer))
         return variable

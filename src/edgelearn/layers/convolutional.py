@@ -23,7 +23,9 @@ from edgelearn.layers.core import _no_regularizers
 def check_padding(layer: str, padding: str) -> str:
     padding = padding.lower() if isinstance(padding, str) else padding
     if padding not in ("valid", "same"):
-        raise ValueError(f"{layer} expects padding 'valid' or 'same'. Received: padding={padding!r}")
+        raise ValueError(
+            f"{layer} expects padding 'valid' or 'same'. Received: padding={padding!r}"
+        )
     return padding
 
 
@@ -179,8 +181,15 @@ class Conv2D(_BaseConv2D):
         **kwargs: Any,
     ):
         super().__init__(
-            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-            bias_initializer, **kwargs,
+            kernel_size,
+            strides,
+            padding,
+            data_format,
+            dilation_rate,
+            activation,
+            use_bias,
+            bias_initializer,
+            **kwargs,
         )
         self.filters = _check_filters("Conv2D", filters)
         if self.dilation_rate != (1, 1) or groups != 1:
@@ -189,8 +198,10 @@ class Conv2D(_BaseConv2D):
                 f"Received: dilation_rate={dilation_rate!r}, groups={groups!r}"
             )
         _no_regularizers(
-            "Conv2D", activity_regularizer=activity_regularizer,
-            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
+            "Conv2D",
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
         )
         self.set_weight_regularizers(kernel=kernel_regularizer, bias=bias_regularizer)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -257,14 +268,23 @@ class DepthwiseConv2D(_BaseConv2D):
         **kwargs: Any,
     ):
         super().__init__(
-            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-            bias_initializer, **kwargs,
+            kernel_size,
+            strides,
+            padding,
+            data_format,
+            dilation_rate,
+            activation,
+            use_bias,
+            bias_initializer,
+            **kwargs,
         )
         self._check_no_dilation(dilation_rate)
         self.depth_multiplier = _check_depth_multiplier("DepthwiseConv2D", depth_multiplier)
         _no_regularizers(
-            "DepthwiseConv2D", activity_regularizer=activity_regularizer,
-            depthwise_constraint=depthwise_constraint, bias_constraint=bias_constraint,
+            "DepthwiseConv2D",
+            activity_regularizer=activity_regularizer,
+            depthwise_constraint=depthwise_constraint,
+            bias_constraint=bias_constraint,
         )
         self.set_weight_regularizers(depthwise=depthwise_regularizer, bias=bias_regularizer)
         self.depthwise_initializer = initializers.get(depthwise_initializer)
@@ -338,19 +358,30 @@ class SeparableConv2D(_BaseConv2D):
         **kwargs: Any,
     ):
         super().__init__(
-            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-            bias_initializer, **kwargs,
+            kernel_size,
+            strides,
+            padding,
+            data_format,
+            dilation_rate,
+            activation,
+            use_bias,
+            bias_initializer,
+            **kwargs,
         )
         self.filters = _check_filters("SeparableConv2D", filters)
         self._check_no_dilation(dilation_rate)
         self.depth_multiplier = _check_depth_multiplier("SeparableConv2D", depth_multiplier)
         self.set_weight_regularizers(
-            depthwise=depthwise_regularizer, pointwise=pointwise_regularizer, bias=bias_regularizer,
+            depthwise=depthwise_regularizer,
+            pointwise=pointwise_regularizer,
+            bias=bias_regularizer,
         )
         _no_regularizers(
-            "SeparableConv2D", activity_regularizer=activity_regularizer,
+            "SeparableConv2D",
+            activity_regularizer=activity_regularizer,
             depthwise_constraint=depthwise_constraint,
-            pointwise_constraint=pointwise_constraint, bias_constraint=bias_constraint,
+            pointwise_constraint=pointwise_constraint,
+            bias_constraint=bias_constraint,
         )
         self.depthwise_initializer = initializers.get(depthwise_initializer)
         self.pointwise_initializer = initializers.get(pointwise_initializer)
@@ -365,11 +396,13 @@ class SeparableConv2D(_BaseConv2D):
     def build(self, input_shape):
         channels = input_shape[-1]
         self.depthwise_kernel = self.add_weight(
-            "depthwise_kernel", (*self.kernel_size, channels, self.depth_multiplier),
+            "depthwise_kernel",
+            (*self.kernel_size, channels, self.depth_multiplier),
             self.depthwise_initializer,
         )
         self.pointwise_kernel = self.add_weight(
-            "pointwise_kernel", (1, 1, channels * self.depth_multiplier, self.filters),
+            "pointwise_kernel",
+            (1, 1, channels * self.depth_multiplier, self.filters),
             self.pointwise_initializer,
         )
         self.bias = self._bias_weight(self.filters)
@@ -431,15 +464,24 @@ class Conv2DTranspose(_BaseConv2D):
         **kwargs: Any,
     ):
         super().__init__(
-            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-            bias_initializer, **kwargs,
+            kernel_size,
+            strides,
+            padding,
+            data_format,
+            dilation_rate,
+            activation,
+            use_bias,
+            bias_initializer,
+            **kwargs,
         )
         self.filters = _check_filters("Conv2DTranspose", filters)
         self._check_no_dilation(dilation_rate)
         self.output_padding = _check_output_padding(self.strides, output_padding)
         _no_regularizers(
-            "Conv2DTranspose", activity_regularizer=activity_regularizer,
-            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
+            "Conv2DTranspose",
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
         )
         self.set_weight_regularizers(kernel=kernel_regularizer, bias=bias_regularizer)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -459,7 +501,11 @@ class Conv2DTranspose(_BaseConv2D):
 
     def call(self, inputs, training=False):
         outputs = F.Conv2DTranspose.apply(
-            inputs, self.kernel, self.bias, strides=self.strides, padding=self.padding,
+            inputs,
+            self.kernel,
+            self.bias,
+            strides=self.strides,
+            padding=self.padding,
             output_padding=self.output_padding,
         )
         return self.activation(outputs)
@@ -481,4 +527,3 @@ class Conv2DTranspose(_BaseConv2D):
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "kernel_constraint": None,
         }
-

@@ -16,7 +16,6 @@ import numpy as np
 
 from edgelearn import activations, initializers
 from edgelearn import random as el_random
-from edgelearn.engine import Tensor
 from edgelearn.engine import functions as F
 from edgelearn.layers.base import Layer, Shape, register
 from edgelearn.layers.graph import KerasTensor, Node
@@ -28,7 +27,8 @@ def _no_regularizers(layer: str, **arguments: Any) -> None:
     for argument, value in arguments.items():
         if value is not None:
             raise ValueError(
-                f"{layer} does not support {argument} yet (only None). Received: {argument}={value!r}"
+                f"{layer} does not support {argument} yet (only None). "
+                f"Received: {argument}={value!r}"
             )
 
 
@@ -51,7 +51,9 @@ class InputLayer(Layer):
         kwargs.pop("ragged", None)  # Keras 2 configs carry it; always False for dense inputs
         super().__init__(name=name, dtype=dtype, **kwargs)
         if sparse:
-            raise ValueError(f"InputLayer does not support sparse inputs. Received: sparse={sparse}")
+            raise ValueError(
+                f"InputLayer does not support sparse inputs. Received: sparse={sparse}"
+            )
         batch_shape = batch_shape or batch_input_shape
         if batch_shape is None:
             shape = shape if shape is not None else input_shape
@@ -96,7 +98,9 @@ def Input(  # noqa: N802  (Keras spells it as a class)
         >>> el.layers.Input((28, 28, 1)).shape
         (None, 28, 28, 1)
     """
-    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape)
+    layer = InputLayer(
+        shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape
+    )
     return layer.output
 
 
@@ -127,9 +131,13 @@ class Dense(Layer):
     ):
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"Dense expects a positive integer number of units. Received: units={units!r}")
+            raise ValueError(
+                f"Dense expects a positive integer number of units. Received: units={units!r}"
+            )
         _no_regularizers(
-            "Dense", activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+            "Dense",
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
         )
         self.set_weight_regularizers(kernel=kernel_regularizer, bias=bias_regularizer)
@@ -146,8 +154,12 @@ class Dense(Layer):
             raise self.input_error(f"a last axis of size {self.kernel.shape[0]}", input_shape)
 
     def build(self, input_shape):
-        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
-        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
+        self.kernel = self.add_weight(
+            "kernel", (input_shape[-1], self.units), self.kernel_initializer
+        )
+        self.bias = (
+            self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
+        )
         self.built = True
 
     def call(self, inputs, training=False):
@@ -195,7 +207,9 @@ class Flatten(Layer):
     def __init__(self, data_format: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         if data_format not in (None, "channels_last"):
-            raise ValueError(f"Flatten supports channels_last only. Received: data_format={data_format!r}")
+            raise ValueError(
+                f"Flatten supports channels_last only. Received: data_format={data_format!r}"
+            )
         self.data_format = "channels_last"
 
     def check_input_shape(self, input_shape):
@@ -233,10 +247,14 @@ class Reshape(Layer):
         known = math.prod(d for d in self.target_shape if d != -1)
         if -1 in self.target_shape:
             if size % known:
-                raise self.input_error(f"a size divisible by {known} for {self.target_shape}", input_shape)
+                raise self.input_error(
+                    f"a size divisible by {known} for {self.target_shape}", input_shape
+                )
             return (input_shape[0], *(size // known if d == -1 else d for d in self.target_shape))
         if size != known:
-            raise self.input_error(f"{known} values per sample for {self.target_shape}", input_shape)
+            raise self.input_error(
+                f"{known} values per sample for {self.target_shape}", input_shape
+            )
         return (input_shape[0], *self.target_shape)
 
     def check_input_shape(self, input_shape):
@@ -255,7 +273,9 @@ class Dropout(Layer):
     """Zeroes a fraction ``rate`` of the inputs during training and scales the rest by
     ``1 / (1 - rate)``; does nothing at inference."""
 
-    def __init__(self, rate: float, noise_shape: Shape | None = None, seed: int | None = None, **kwargs: Any):
+    def __init__(
+        self, rate: float, noise_shape: Shape | None = None, seed: int | None = None, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         if not 0 <= rate < 1:
             raise ValueError(f"Dropout expects 0 <= rate < 1. Received: rate={rate!r}")

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 class KerasTensor:
     """A placeholder of known shape (batch axis ``None``) and dtype, produced by ``node``."""
 
-    def __init__(self, shape: Shape, dtype: Any = "float32", node: Node | None = None, index: int = 0):
+    def __init__(
+        self, shape: Shape, dtype: Any = "float32", node: Node | None = None, index: int = 0
+    ):
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.node = node
@@ -46,7 +48,12 @@ class KerasTensor:
 class Node:
     """One call of ``layer`` on ``inputs`` (KerasTensors) that produced ``outputs``."""
 
-    def __init__(self, layer: Layer, inputs: KerasTensor | list[KerasTensor] | None, outputs: list[KerasTensor]):
+    def __init__(
+        self,
+        layer: Layer,
+        inputs: KerasTensor | list[KerasTensor] | None,
+        outputs: list[KerasTensor],
+    ):
         self.layer = layer
         self.inputs = inputs
         self.outputs = outputs

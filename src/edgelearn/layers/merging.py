@@ -69,7 +69,8 @@ class _Merge(Layer):
             else:
                 raise self.input_error(
                     f"inputs whose shapes broadcast together, but {(None, *first)} and "
-                    f"{(None, *second)} do not", shapes,
+                    f"{(None, *second)} do not",
+                    shapes,
                 )
         return tuple(output)
 
@@ -77,7 +78,8 @@ class _Merge(Layer):
         rank = max(x.ndim for x in inputs)
         # Keras inserts the missing axes right after the batch axis, not in front of it.
         aligned = [
-            x if x.ndim == rank
+            x
+            if x.ndim == rank
             else F.Reshape.apply(x, shape=(x.shape[0], *(1,) * (rank - x.ndim), *x.shape[1:]))
             for x in inputs
         ]

@@ -48,14 +48,22 @@ class BatchNormalization(Layer):
         super().__init__(**kwargs)
         if isinstance(axis, (list, tuple)):  # Keras 2 configs store [3]
             if len(axis) != 1:
-                raise ValueError(f"BatchNormalization supports a single axis. Received: axis={axis!r}")
+                raise ValueError(
+                    f"BatchNormalization supports a single axis. Received: axis={axis!r}"
+                )
             axis = axis[0]
         if not 0 <= momentum <= 1:
-            raise ValueError(f"BatchNormalization expects 0 <= momentum <= 1. Received: momentum={momentum!r}")
+            raise ValueError(
+                f"BatchNormalization expects 0 <= momentum <= 1. Received: momentum={momentum!r}"
+            )
         if epsilon <= 0:
-            raise ValueError(f"BatchNormalization expects epsilon > 0. Received: epsilon={epsilon!r}")
+            raise ValueError(
+                f"BatchNormalization expects epsilon > 0. Received: epsilon={epsilon!r}"
+            )
         _no_regularizers(
-            "BatchNormalization", beta_constraint=beta_constraint, gamma_constraint=gamma_constraint,
+            "BatchNormalization",
+            beta_constraint=beta_constraint,
+            gamma_constraint=gamma_constraint,
         )
         self.set_weight_regularizers(gamma=gamma_regularizer, beta=beta_regularizer)
         self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
@@ -69,13 +77,17 @@ class BatchNormalization(Layer):
         if not -len(input_shape) < self.axis < len(input_shape) or input_shape[self.axis] is None:
             raise self.input_error(f"a known axis {self.axis}", input_shape)
         if self.built and input_shape[self.axis] != self.moving_mean.shape[0]:
-            raise self.input_error(f"{self.moving_mean.shape[0]} features on axis {self.axis}", input_shape)
+            raise self.input_error(
+                f"{self.moving_mean.shape[0]} features on axis {self.axis}", input_shape
+            )
 
     def build(self, input_shape):
         shape = (input_shape[self.axis],)
         self.gamma = self.add_weight("gamma", shape, self.gamma_initializer) if self.scale else None
         self.beta = self.add_weight("beta", shape, self.beta_initializer) if self.center else None
-        self.moving_mean = self.add_weight("moving_mean", shape, self.moving_mean_initializer, trainable=False)
+        self.moving_mean = self.add_weight(
+            "moving_mean", shape, self.moving_mean_initializer, trainable=False
+        )
         self.moving_variance = self.add_weight(
             "moving_variance", shape, self.moving_variance_initializer, trainable=False
         )
@@ -93,7 +105,9 @@ class BatchNormalization(Layer):
         shape = [1] * inputs.ndim
         shape[self.axis] = -1
         inv_std = 1 / np.sqrt(self.moving_variance.data + inputs.dtype.type(self.epsilon))
-        outputs = F.Mul.apply(F.Sub.apply(inputs, self.moving_mean.data.reshape(shape)), inv_std.reshape(shape))
+        outputs = F.Mul.apply(
+            F.Sub.apply(inputs, self.moving_mean.data.reshape(shape)), inv_std.reshape(shape)
+        )
         if self.gamma is not None:
             outputs = F.Mul.apply(outputs, F.Reshape.apply(self.gamma, shape=tuple(shape)))
         if self.beta is not None:

@@ -31,7 +31,9 @@ class _Pooling2D(Layer):
         super().__init__(**kwargs)
         layer = type(self).__name__
         self.pool_size = normalize_tuple(pool_size, 2, "pool_size", layer)
-        self.strides = normalize_tuple(self.pool_size if strides is None else strides, 2, "strides", layer)
+        self.strides = normalize_tuple(
+            self.pool_size if strides is None else strides, 2, "strides", layer
+        )
         self.padding = check_padding(layer, padding)
         self.data_format = check_data_format(layer, data_format)
 

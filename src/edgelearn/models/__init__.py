@@ -15,7 +15,11 @@ from edgelearn.models.training import Model
 
 
 def model_from_config(config: dict[str, Any]) -> Model:
-    """Build a model from ``{"class_name": "Sequential" | "Functional" | "Model", "config": ...}``."""
+    """Build a model from a config dict.
+
+    The config looks like
+    ``{"class_name": "Sequential" | "Functional" | "Model", "config": ...}``.
+    """
     class_name = config.get("class_name") if isinstance(config, dict) else None
     if class_name == "Sequential":
         return Sequential.from_config(config["config"])

@@ -117,8 +117,9 @@ class Functional(Model):
         values: dict[int, Tensor] = {id(k): v for k, v in zip(self.inputs, inputs)}
         for node in self._nodes:
             args = [values[id(t)] for t in node.input_tensors]
-            outputs = node.layer.call(args if isinstance(node.inputs, (list, tuple)) else args[0],
-                                      training=training)
+            outputs = node.layer.call(
+                args if isinstance(node.inputs, (list, tuple)) else args[0], training=training
+            )
             for tensor, value in zip(node.outputs, _as_list(outputs)):
                 values[id(tensor)] = value
         return [values[id(t)] for t in self.outputs]
@@ -138,14 +139,20 @@ class Functional(Model):
     def get_config(self) -> dict[str, Any]:
         layers = []
         for layer in self._layers:
-            nodes = [] if isinstance(layer, InputLayer) else [
-                n for n in layer.inbound_nodes if n in self._nodes
-            ]
-            layers.append({
-                **serialize(layer),
-                "name": layer.name,
-                "inbound_nodes": [[[*self._history(t), {}] for t in node.input_tensors] for node in nodes],
-            })
+            nodes = (
+                []
+                if isinstance(layer, InputLayer)
+                else [n for n in layer.inbound_nodes if n in self._nodes]
+            )
+            layers.append(
+                {
+                    **serialize(layer),
+                    "name": layer.name,
+                    "inbound_nodes": [
+                        [[*self._history(t), {}] for t in node.input_tensors] for node in nodes
+                    ],
+                }
+            )
         return {
             "name": self.name,
             "layers": layers,
@@ -164,12 +171,16 @@ class Functional(Model):
             if name in layers:
                 raise ValueError(f"The model config has two layers named '{name}'")
             layers[name] = layer
-            nodes = [_parse_inbound_node(node, name) for node in layer_config.get("inbound_nodes", [])]
+            nodes = [
+                _parse_inbound_node(node, name) for node in layer_config.get("inbound_nodes", [])
+            ]
             if not isinstance(layer, InputLayer):
                 pending.append((layer, nodes))
 
         outputs: dict[tuple[str, int, int], KerasTensor] = {
-            (name, 0, 0): layer.output for name, layer in layers.items() if isinstance(layer, InputLayer)
+            (name, 0, 0): layer.output
+            for name, layer in layers.items()
+            if isinstance(layer, InputLayer)
         }
         made = {id(layer): 0 for layer, _ in pending}
         progress = True
@@ -178,7 +189,10 @@ class Functional(Model):
             for layer, nodes in pending:
                 while made[id(layer)] < len(nodes):
                     entries = nodes[made[id(layer)]]
-                    keys = [(name, node_index, tensor_index) for name, node_index, tensor_index in entries]
+                    keys = [
+                        (name, node_index, tensor_index)
+                        for name, node_index, tensor_index in entries
+                    ]
                     missing = [k for k in keys if k[0] not in layers]
                     if missing:
                         raise ValueError(
@@ -201,17 +215,24 @@ class Functional(Model):
             result = []
             for name, node_index, tensor_index in (tuple(e[:3]) for e in entries):
                 if (name, node_index, tensor_index) not in outputs:
-                    raise ValueError(f"The model config's {what} name unknown tensor {name}[{node_index}][{tensor_index}]")
+                    raise ValueError(
+                        f"The model config's {what} name unknown tensor "
+                        f"{name}[{node_index}][{tensor_index}]"
+                    )
                 result.append(outputs[(name, node_index, tensor_index)])
             return result
 
         inputs = lookup(config.get("input_layers", []), "input_layers")
         model_outputs = lookup(config.get("output_layers", []), "output_layers")
         if not inputs or not model_outputs:
-            raise ValueError("The model config needs at least one entry in input_layers and in output_layers")
-        return cls(inputs if len(inputs) > 1 else inputs[0],
-                   model_outputs if len(model_outputs) > 1 else model_outputs[0],
-                   name=config.get("name"))
+            raise ValueError(
+                "The model config needs at least one entry in input_layers and in output_layers"
+            )
+        return cls(
+            inputs if len(inputs) > 1 else inputs[0],
+            model_outputs if len(model_outputs) > 1 else model_outputs[0],
+            name=config.get("name"),
+        )
 
     def _summary_rows(self):
         rows = []
@@ -220,7 +241,8 @@ class Functional(Model):
             shape = nodes[0].outputs[0].shape if nodes else "?"
             connected = ", ".join(
                 f"{t.node.layer.name}[{self._node_index(t.node)}][{t.index}]"
-                for node in nodes for t in node.input_tensors
+                for node in nodes
+                for t in node.input_tensors
             )
             rows.append((layer, shape, connected))
         return rows
@@ -235,9 +257,16 @@ def _parse_inbound_node(node: Any, layer_name: str) -> list[list[Any]]:
         tensors = args[0] if len(args) == 1 and isinstance(args[0], list) else args
         entries = []
         for tensor in tensors:
-            history = (tensor.get("config") or {}).get("keras_history") if isinstance(tensor, dict) else None
+            history = (
+                (tensor.get("config") or {}).get("keras_history")
+                if isinstance(tensor, dict)
+                else None
+            )
             if history is None:
-                raise ValueError(f"Layer '{layer_name}' has an inbound node argument that is not a tensor: {tensor!r}")
+                raise ValueError(
+                    f"Layer '{layer_name}' has an inbound node argument "
+                    f"that is not a tensor: {tensor!r}"
+                )
             entries.append(list(history[:3]))
     else:  # Keras 2 / TF.js: [[name, node_index, tensor_index, kwargs], ...]
         kwargs = {}

@@ -2,7 +2,9 @@
 
 Example:
     >>> import edgelearn as el
-    >>> model = el.Sequential([el.layers.Input((28, 28, 1)), el.layers.Conv2D(8, 5), el.layers.Flatten()])
+    >>> model = el.Sequential(
+    ...     [el.layers.Input((28, 28, 1)), el.layers.Conv2D(8, 5), el.layers.Flatten()]
+    ... )
     >>> model.output_shape
     (None, 4608)
 """
@@ -71,7 +73,9 @@ class Sequential(Model):
             self._input_layer = InputLayer(batch_shape=layer.batch_input_shape, dtype=layer.dtype)
             self._shapes = [self._input_layer.batch_input_shape]
         if any(existing.name == layer.name for existing in self._layers):
-            raise ValueError(f"All layers in a Sequential model need unique names; '{layer.name}' is taken")
+            raise ValueError(
+                f"All layers in a Sequential model need unique names; '{layer.name}' is taken"
+            )
         self._layers.append(layer)
         if self._shapes:
             self._build_layer(layer, self._shapes[-1])

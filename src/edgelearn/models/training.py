@@ -8,7 +8,9 @@ Example:
     >>> import numpy as np
     >>> import edgelearn as el
     >>> model = el.Sequential([el.layers.Input((4,)), el.layers.Dense(3, activation="softmax")])
-    >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    >>> model.compile(
+    ...     optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    ... )
     >>> history = model.fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0)
     >>> sorted(history.history)
     ['accuracy', 'loss']
@@ -194,7 +196,8 @@ class Model:
         variables = self.weights
         if len(weights) != len(variables):
             raise ValueError(
-                f"Model '{self.name}' has {len(variables)} weights, received a list of {len(weights)}"
+                f"Model '{self.name}' has {len(variables)} weights, "
+                f"received a list of {len(weights)}"
             )
         arrays = [np.asarray(w) for w in weights]
         for variable, array in zip(variables, arrays):
@@ -209,8 +212,13 @@ class Model:
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self.layers)
 
-    def save(self, path: str, quantize: str | None = None, overwrite: bool = True,
-             metadata: dict[str, Any] | None = None) -> None:
+    def save(
+        self,
+        path: str,
+        quantize: str | None = None,
+        overwrite: bool = True,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         """Save as a TensorFlow.js layers model folder (``model.json`` + weight shards) that
         ``tf.loadLayersModel`` and :func:`edgelearn.load_model` read; see docs/formats.md.
 
@@ -245,9 +253,12 @@ class Model:
         elif isinstance(metrics, (list, tuple)):
             per_output = [list(metrics)] * len(names)
         else:
-            raise ValueError(f"metrics must be a list, e.g. ['accuracy']. Received: metrics={metrics!r}")
+            raise ValueError(
+                f"metrics must be a list, e.g. ['accuracy']. Received: metrics={metrics!r}"
+            )
         self._metric_ids = [
-            list(m) if isinstance(m, (list, tuple)) else [] if m is None else [m] for m in per_output
+            list(m) if isinstance(m, (list, tuple)) else [] if m is None else [m]
+            for m in per_output
         ]
         for ids in self._metric_ids:
             for metric in ids:
@@ -277,11 +288,15 @@ class Model:
             described = " and ".join(
                 [f"len({x_name})={len(a)}" for a in xs] + [f"len({y_name})={len(a)}" for a in ys]
             )
-            raise ValueError(f"{x_name} and {y_name} must have the same number of samples, received {described}")
+            raise ValueError(
+                f"{x_name} and {y_name} must have the same number of samples, received {described}"
+            )
         if lengths == {0}:
             raise ValueError(f"{x_name} is empty: there is nothing to train or evaluate on")
         self._check_inputs(xs)
-        for loss, target, shape, name in zip(self.losses, ys, self.output_shapes, self.output_names):
+        for loss, target, shape, name in zip(
+            self.losses, ys, self.output_shapes, self.output_names
+        ):
             label = y_name if len(ys) == 1 else f"{y_name} for output '{name}'"
             self._check_targets(loss, target, shape, label)
         return xs, ys
@@ -334,10 +349,17 @@ class Model:
     def _penalty(self) -> float:
         """The current weight-regularization penalty (part of the reported loss, as in Keras)."""
         with no_grad():
-            return float(sum(p.item() for layer in self.layers for p in layer.regularization_losses()))
+            return float(
+                sum(p.item() for layer in self.layers for p in layer.regularization_losses())
+            )
 
-    def _batch_logs(self, losses: list[float], ys: list[np.ndarray], preds: list[np.ndarray],
-                    penalty: float = 0.0) -> dict[str, float]:
+    def _batch_logs(
+        self,
+        losses: list[float],
+        ys: list[np.ndarray],
+        preds: list[np.ndarray],
+        penalty: float = 0.0,
+    ) -> dict[str, float]:
         if self._resolved_metrics is None:
             self._resolved_metrics = [
                 [metrics_module.resolve(m, loss.name, y, p) for m in ids]
@@ -345,7 +367,9 @@ class Model:
             ]
         logs = {"loss": float(sum(losses)) + penalty}
         several = len(preds) > 1
-        for name, loss, resolved, y, p in zip(self.output_names, losses, self._resolved_metrics, ys, preds):
+        for name, loss, resolved, y, p in zip(
+            self.output_names, losses, self._resolved_metrics, ys, preds
+        ):
             if several:
                 logs[f"{name}_loss"] = loss
             for metric_name, fn in resolved:
@@ -371,7 +395,9 @@ class Model:
         xs, ys = self._check_data(x, y)
         preds = self._predict_lists(xs)
         losses = [t.item() for t in self._loss_terms(ys, [Tensor(p) for p in preds])]
-        return self._format_result(self._batch_logs(losses, ys, preds, self._penalty()), return_dict)
+        return self._format_result(
+            self._batch_logs(losses, ys, preds, self._penalty()), return_dict
+        )
 
     def predict_on_batch(self, x: Any) -> Any:
         xs = self._inputs_list(x)
@@ -407,7 +433,8 @@ class Model:
             raise ValueError(f"epochs must be a non-negative integer. Received: epochs={epochs!r}")
         if not 0 <= validation_split < 1:
             raise ValueError(
-                f"validation_split must be in [0, 1). Received: validation_split={validation_split!r}"
+                "validation_split must be in [0, 1). "
+                f"Received: validation_split={validation_split!r}"
             )
         xs, ys = self._check_data(x, y)
         n_samples = len(xs[0])
@@ -479,7 +506,9 @@ class Model:
         if batch_size is None:
             return _DEFAULT_BATCH_SIZE
         if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+            raise ValueError(
+                f"batch_size must be a positive integer. Received: batch_size={batch_size!r}"
+            )
         return int(batch_size)
 
     @staticmethod
@@ -493,7 +522,9 @@ class Model:
             yield order[start : start + batch_size]
 
     # ----------------------------------------------------------------- evaluate / predict
-    def _evaluate_lists(self, xs: list[np.ndarray], ys: list[np.ndarray], batch_size: int) -> dict[str, float]:
+    def _evaluate_lists(
+        self, xs: list[np.ndarray], ys: list[np.ndarray], batch_size: int
+    ) -> dict[str, float]:
         totals: dict[str, float] = {}
         n_samples = len(xs[0])
         penalty = self._penalty()
@@ -542,8 +573,14 @@ class Model:
         """Print a Keras-style table of layers, output shapes and parameter counts."""
         rows = [("Layer (type)", "Output Shape", "Param #", "Connected to")]
         for layer, shape, connected in self._summary_rows():
-            rows.append((f"{layer.name} ({type(layer).__name__})", str(shape),
-                         f"{layer.count_params():,}", connected))
+            rows.append(
+                (
+                    f"{layer.name} ({type(layer).__name__})",
+                    str(shape),
+                    f"{layer.count_params():,}",
+                    connected,
+                )
+            )
         show_connections = any(row[3] for row in rows[1:])
         if show_connections:
             line_length = max(line_length, 100)

@@ -18,5 +18,9 @@ from edgelearn.transfer.knn import KNNClassifier, KNNFormatError
 from edgelearn.transfer.recognizer import ExamplesFormatError, TransferRecognizer, load_labels
 
 __all__ = [
-    "ExamplesFormatError", "KNNClassifier", "KNNFormatError", "TransferRecognizer", "load_labels",
+    "ExamplesFormatError",
+    "KNNClassifier",
+    "KNNFormatError",
+    "TransferRecognizer",
+    "load_labels",
 ]

@@ -263,9 +263,9 @@ class KNNClassifier:
             nearest = np.argsort(-similarities, axis=1, kind="stable")[:, :k_used]
             n = len(nearest)
             cells = np.arange(n)[:, None] * len(keys) + row_class[nearest]
-            votes[start : start + n] = np.bincount(
-                cells.ravel(), minlength=n * len(keys)
-            ).reshape(n, len(keys))
+            votes[start : start + n] = np.bincount(cells.ravel(), minlength=n * len(keys)).reshape(
+                n, len(keys)
+            )
         # argmax takes the first of equal maxima: TF.js's strict `probability > topConfidence`
         # over the classes in order keeps the earliest class too.
         winners = votes.argmax(axis=1)
@@ -338,14 +338,18 @@ class KNNClassifier:
         known = sorted(self._class_indices, key=self._class_indices.__getitem__)
         counts = {key: sum(len(r) for r in self._rows[key]) for key in keys}
         classes = [
-            {"label": self._labels[key], "class_index": self._class_indices[key],
-             "count": counts.get(key, 0)}
+            {
+                "label": self._labels[key],
+                "class_index": self._class_indices[key],
+                "count": counts.get(key, 0),
+            }
             for key in keys + [key for key in known if key not in self._rows]
         ]
         shape = getattr(self, "example_shape_", None)
         header = json.dumps(
             {"example_shape": None if shape is None else list(shape), "classes": classes},
-            ensure_ascii=False, separators=(",", ":"),
+            ensure_ascii=False,
+            separators=(",", ":"),
         ).encode("utf-8")
         data = self._matrix()[1] if keys else np.zeros((0,), np.float32)
         atomic_write_bytes(
@@ -445,4 +449,3 @@ def _parse_header(header: Any, source: str) -> tuple[tuple[int, ...] | None, lis
     if shape is None and any(c["count"] for c in classes):
         raise KNNFormatError(f"{source}: examples are stored but example_shape is null")
     return shape, classes
-

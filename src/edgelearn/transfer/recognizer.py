@@ -80,7 +80,11 @@ from edgelearn.io import tfjs
 from edgelearn.models import Functional, Model, Sequential
 
 __all__ = [
-    "RESERVED_LABELS", "ExamplesFormatError", "TransferRecognizer", "conform_images", "load_labels",
+    "RESERVED_LABELS",
+    "ExamplesFormatError",
+    "TransferRecognizer",
+    "conform_images",
+    "load_labels",
 ]
 
 #: Labels speech-commands' models reserve; a recognizer refuses them (and the empty string).
@@ -96,8 +100,9 @@ class ExamplesFormatError(ValueError):
 
 
 # --------------------------------------------------------------------------- images
-def conform_images(x: Any, input_shape: tuple[int | None, ...], argument: str = "x"
-                   ) -> tuple[np.ndarray, bool]:
+def conform_images(
+    x: Any, input_shape: tuple[int | None, ...], argument: str = "x"
+) -> tuple[np.ndarray, bool]:
     """Fit one input or a batch to a model's ``input_shape``; returns (float32 batch, single).
 
     For an image input (batch, height, width, channels): one image is (h, w) or (h, w, c), a
@@ -149,8 +154,11 @@ def conform_images(x: Any, input_shape: tuple[int | None, ...], argument: str = 
             f"{argument} has {have} channels, but the base takes {channels}; only 1-channel "
             "(grayscale) and 3-channel (RGB) images are converted"
             + (" (drop an alpha channel with x[..., :3])" if have == 4 else "")
-            + ("; for a batch of grayscale images add a channel axis, x[..., None]"
-               if single and have not in (1, 3) else "")
+            + (
+                "; for a batch of grayscale images add a channel axis, x[..., None]"
+                if single and have not in (1, 3)
+                else ""
+            )
         )
     if array.shape[1:3] != (height, width):
         array = resize(array, (height, width))
@@ -215,8 +223,9 @@ def _copy_model(base: Model) -> Functional:
     return copy
 
 
-def _merge_histories(first: callbacks_module.History, second: callbacks_module.History
-                     ) -> callbacks_module.History:
+def _merge_histories(
+    first: callbacks_module.History, second: callbacks_module.History
+) -> callbacks_module.History:
     merged = callbacks_module.History()
     merged.set_model(second.model)
     merged.set_params(second.params)
@@ -260,8 +269,15 @@ class TransferRecognizer:
         (None, 4, 4, 3)
     """
 
-    def __init__(self, base: Model, name: str, head_units: Sequence[int] = (),
-                 dropout: float = 0.0, optimizer: str = "adam", learning_rate: float = 1e-3):
+    def __init__(
+        self,
+        base: Model,
+        name: str,
+        head_units: Sequence[int] = (),
+        dropout: float = 0.0,
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+    ):
         self.base = base
         self.name = name
         self.head_units = head_units
@@ -271,9 +287,13 @@ class TransferRecognizer:
         check_base(base, "TransferRecognizer")
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, received name={name!r}")
-        if not isinstance(head_units, Sequence) or isinstance(head_units, str) or not all(
-            isinstance(u, numbers.Integral) and not isinstance(u, bool) and u > 0
-            for u in head_units
+        if (
+            not isinstance(head_units, Sequence)
+            or isinstance(head_units, str)
+            or not all(
+                isinstance(u, numbers.Integral) and not isinstance(u, bool) and u > 0
+                for u in head_units
+            )
         ):
             raise ValueError(
                 "head_units must be a sequence of positive ints, received "
@@ -407,8 +427,9 @@ class TransferRecognizer:
         for shape in dict.fromkeys(shape for _, _, shape in entries):
             # One conversion per distinct shape: the examples of a shape go through together.
             members = [i for i, (_, _, s) in enumerate(entries) if s == shape]
-            batch, _ = conform_images(np.stack([images[i] for i in members]), self.input_shape,
-                                      "the serialized examples")
+            batch, _ = conform_images(
+                np.stack([images[i] for i in members]), self.input_shape, "the serialized examples"
+            )
             for i, image in zip(members, batch):
                 conformed[i] = image
         existing = set() if clear_existing else set(self._examples)
@@ -461,9 +482,7 @@ class TransferRecognizer:
                 "collect_example(label, x) first"
             )
         if len(counts) < 2:
-            raise ValueError(
-                f"train needs examples of at least two labels; have: {list(counts)}"
-            )
+            raise ValueError(f"train needs examples of at least two labels; have: {list(counts)}")
         epochs = _non_negative_int(epochs, "epochs")
         fine_tuning_epochs = _non_negative_int(fine_tuning_epochs, "fine_tuning_epochs")
         if not (isinstance(validation_split, numbers.Real) and 0 <= validation_split < 1):
@@ -493,11 +512,20 @@ class TransferRecognizer:
         validation = None
         if val_index is not None:
             validation = (embeddings[val_index], targets[val_index])
-        self._head.compile(optimizer=self._optimizer(self.learning_rate),
-                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        history = self._head.fit(embeddings[train_index], targets[train_index], epochs=epochs,
-                                 batch_size=batch_size, validation_data=validation,
-                                 callbacks=callbacks, verbose=verbose)
+        self._head.compile(
+            optimizer=self._optimizer(self.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        history = self._head.fit(
+            embeddings[train_index],
+            targets[train_index],
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=validation,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
         self.labels_ = labels
         if not fine_tuning_epochs:
             return history
@@ -510,13 +538,21 @@ class TransferRecognizer:
         try:
             for layer in embedder.layers:
                 layer.trainable = layer in tuned
-            self.model_.compile(optimizer=self._optimizer(rate),
-                                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            self.model_.compile(
+                optimizer=self._optimizer(rate),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+            )
             fine_tuning = self.model_.fit(
                 # Keras numbering: epochs continue after the head's, up to the last one.
-                images[train_index], targets[train_index], epochs=epochs + fine_tuning_epochs,
-                initial_epoch=epochs, batch_size=batch_size, validation_data=validation,
-                callbacks=callbacks, verbose=verbose,
+                images[train_index],
+                targets[train_index],
+                epochs=epochs + fine_tuning_epochs,
+                initial_epoch=epochs,
+                batch_size=batch_size,
+                validation_data=validation,
+                callbacks=callbacks,
+                verbose=verbose,
             )
         finally:
             for layer in embedder.layers:
@@ -535,17 +571,21 @@ class TransferRecognizer:
     @staticmethod
     def _fine_tuned_layers(embedder: Functional, count: Any) -> list[layers.Layer]:
         candidates = [
-            layer for layer in embedder.layers
+            layer
+            for layer in embedder.layers
             if layer.weights and not isinstance(layer, layers.BatchNormalization)
         ]
-        if (isinstance(count, (bool, np.bool_)) or not isinstance(count, numbers.Integral)
-                or not 1 <= count <= len(candidates)):
+        if (
+            isinstance(count, (bool, np.bool_))
+            or not isinstance(count, numbers.Integral)
+            or not 1 <= count <= len(candidates)
+        ):
             raise ValueError(
                 f"fine_tuning_layers must be an integer in [1, {len(candidates)}] (the base's "
                 f"layers with weights, BatchNormalization aside), received "
                 f"fine_tuning_layers={count!r}"
             )
-        return candidates[-int(count):]
+        return candidates[-int(count) :]
 
     def _embed(self, ids: list[str], batch_size: int) -> None:
         """Compute (in batches) and cache the embeddings of the examples that lack one."""
@@ -556,8 +596,9 @@ class TransferRecognizer:
             self._embeddings.update(zip(missing, embedded))
 
     @staticmethod
-    def _split(index: np.ndarray, targets: np.ndarray, validation_split: float,
-               counts: dict[str, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    def _split(
+        index: np.ndarray, targets: np.ndarray, validation_split: float, counts: dict[str, int]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         if not validation_split:
             return index, None
         if min(counts.values()) < 2:
@@ -567,8 +608,9 @@ class TransferRecognizer:
             )
         seed = int(el_random.generator().integers(2**32))
         try:
-            train, val, _, _ = train_test_split(index, targets, test_size=validation_split,
-                                                stratify=True, seed=seed)
+            train, val, _, _ = train_test_split(
+                index, targets, test_size=validation_split, stratify=True, seed=seed
+            )
         except ValueError as error:
             raise ValueError(f"validation_split={validation_split}: {error}") from None
         return train, val
@@ -592,10 +634,12 @@ class TransferRecognizer:
             head.append(layers.Flatten(name=fresh("transfer_flatten")))
         for i, units in enumerate(self.head_units, 1):
             if self.dropout:
-                head.append(layers.Dropout(float(self.dropout),
-                                           name=fresh(f"transfer_dropout_{i}")))
-            head.append(layers.Dense(int(units), activation="relu",
-                                     name=fresh(f"transfer_dense_{i}")))
+                head.append(
+                    layers.Dropout(float(self.dropout), name=fresh(f"transfer_dropout_{i}"))
+                )
+            head.append(
+                layers.Dense(int(units), activation="relu", name=fresh(f"transfer_dense_{i}"))
+            )
         if self.dropout:
             head.append(layers.Dropout(float(self.dropout), name=fresh("transfer_dropout")))
         head.append(layers.Dense(len(labels), activation="softmax", name=fresh("transfer_output")))
@@ -634,9 +678,7 @@ class TransferRecognizer:
         truth = list(y) if not isinstance(y, str) else [y]
         images, _ = conform_images(x, self.input_shape)
         if len(truth) != len(images):
-            raise ValueError(
-                f"evaluate: x has {len(images)} images but y has {len(truth)} labels"
-            )
+            raise ValueError(f"evaluate: x has {len(images)} images but y has {len(truth)} labels")
         unknown = sorted({label for label in truth if label not in self.labels_}, key=str)
         if unknown:
             raise ValueError(
@@ -647,8 +689,9 @@ class TransferRecognizer:
         predicted = self.model_.predict(images, batch_size=batch_size).argmax(axis=1)
         return {
             "accuracy": float(np.mean(predicted == true_index)),
-            "confusion_matrix": metrics.confusion_matrix(true_index, predicted,
-                                                         num_classes=len(self.labels_)),
+            "confusion_matrix": metrics.confusion_matrix(
+                true_index, predicted, num_classes=len(self.labels_)
+            ),
             "labels": list(self.labels_),
         }
 
@@ -658,10 +701,14 @@ class TransferRecognizer:
         speech-commands names them). Saving is crash-safe, as :meth:`Model.save` is.
         """
         self._require_trained("save")
-        self.model_.save(path, metadata={
-            "modelName": self.name, "wordLabels": list(self.labels_),
-            "generatedBy": f"edgelearn {edgelearn.__version__}",
-        })
+        self.model_.save(
+            path,
+            metadata={
+                "modelName": self.name,
+                "wordLabels": list(self.labels_),
+                "generatedBy": f"edgelearn {edgelearn.__version__}",
+            },
+        )
 
 
 def _parse_manifest(manifest: Any) -> list[tuple[str, str, tuple[int, ...]]]:
@@ -674,9 +721,7 @@ def _parse_manifest(manifest: Any) -> list[tuple[str, str, tuple[int, ...]]]:
         fields = entry if isinstance(entry, dict) else {}
         example_id, label, shape = fields.get("id"), fields.get("label"), fields.get("shape")
         if not isinstance(example_id, str) or not example_id:
-            raise ExamplesFormatError(
-                f"load_examples: manifest[{n}] needs a non-empty string 'id'"
-            )
+            raise ExamplesFormatError(f"load_examples: manifest[{n}] needs a non-empty string 'id'")
         if example_id in seen:
             raise ExamplesFormatError(
                 f"load_examples: the id {example_id!r} appears twice in the manifest"
@@ -686,8 +731,10 @@ def _parse_manifest(manifest: Any) -> list[tuple[str, str, tuple[int, ...]]]:
             label = _check_label(label, f"manifest[{n}].label")
         except (TypeError, ValueError) as error:
             raise ExamplesFormatError(f"load_examples: {error}") from None
-        if not isinstance(shape, list) or not shape or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
         ):
             raise ExamplesFormatError(
                 f"load_examples: manifest[{n}].shape must be a list of positive ints, "
@@ -703,7 +750,9 @@ def load_labels(path: str | os.PathLike[str]) -> list[str]:
     try:
         labels = tfjs.load_metadata(path).get("wordLabels")
     except FileNotFoundError:
-        raise FileNotFoundError(f"No model.json in {path}: not a saved TransferRecognizer") from None
+        raise FileNotFoundError(
+            f"No model.json in {path}: not a saved TransferRecognizer"
+        ) from None
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise ValueError(
             f"{path}: not a saved TransferRecognizer (its model.json has no 'wordLabels' list of "

@@ -11,7 +11,9 @@ Example:
     >>> model = el.Sequential([el.layers.Input((3,)), el.layers.Dense(2)])
     >>> model.save("/tmp/edgelearn-doctest-model")
     >>> x = np.ones((1, 3), dtype=np.float32)
-    >>> bool(np.allclose(tfjs_node.predict("/tmp/edgelearn-doctest-model", x), model.predict(x), atol=1e-5))  # doctest: +SKIP
+    >>> bool(np.allclose(  # doctest: +SKIP
+    ...     tfjs_node.predict("/tmp/edgelearn-doctest-model", x), model.predict(x), atol=1e-5
+    ... ))
     True
 """
 
@@ -61,8 +63,9 @@ def available() -> bool:
     return find_node_package("@tensorflow/tfjs") is not None
 
 
-def predict(model_dir: str | os.PathLike[str], x: np.ndarray, node: str = "node",
-            timeout: float = 300.0) -> np.ndarray:
+def predict(
+    model_dir: str | os.PathLike[str], x: np.ndarray, node: str = "node", timeout: float = 300.0
+) -> np.ndarray:
     """``model.predict(x)`` computed by TensorFlow.js on a saved layers-model folder."""
     package = find_node_package("@tensorflow/tfjs")
     if package is None:
@@ -76,9 +79,20 @@ def predict(model_dir: str | os.PathLike[str], x: np.ndarray, node: str = "node"
         inputs.write_bytes(array.tobytes())
         try:
             result = subprocess.run(
-                [node, "-e", _PREDICT_JS, str(pathlib.Path(model_dir).resolve()), str(inputs),
-                 json.dumps(list(array.shape)), str(outputs)],
-                cwd=project, capture_output=True, text=True, timeout=timeout, check=True,
+                [
+                    node,
+                    "-e",
+                    _PREDICT_JS,
+                    str(pathlib.Path(model_dir).resolve()),
+                    str(inputs),
+                    json.dumps(list(array.shape)),
+                    str(outputs),
+                ],
+                cwd=project,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=True,
             )
         except FileNotFoundError:
             raise FileNotFoundError(f"node ({node}) is needed to run TensorFlow.js") from None
