@@ -101,9 +101,32 @@ def virtualized() -> str:
 
 
 # ------------------------------------------------------------------------------ the two models
-def make_edgelearn_step(batches: list[tuple[np.ndarray, np.ndarray]]) -> StepFn:
+def fashion_cnn() -> el.Sequential:
+    """The Keras example CNN (mnist_cnn.py), as used for Fashion-MNIST: Conv2D 32@3x3 relu,
+    Conv2D 64@3x3 relu, MaxPooling2D 2, Dropout 0.25, Flatten, Dense 128 relu, Dropout 0.5,
+    Dense 10 softmax."""
+    layers = el.layers
+    return el.Sequential(
+        [
+            layers.Input((28, 28, 1)),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Dropout(0.25),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+MODELS = {"codelab": codelab_cnn, "fashion": fashion_cnn}
+
+
+def make_edgelearn_step(batches: list[tuple[np.ndarray, np.ndarray]], name: str) -> StepFn:
     """One edgelearn training step on batch ``i`` (mod the pool), returning the loss."""
-    model = codelab_cnn()
+    model = MODELS[name]()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     def step(i: int) -> float:
@@ -114,19 +137,21 @@ def make_edgelearn_step(batches: list[tuple[np.ndarray, np.ndarray]]) -> StepFn:
     return step
 
 
-def make_torch_step(torch: Any, batches: list[tuple[np.ndarray, np.ndarray]]) -> StepFn:
+def make_torch_step(torch: Any, batches: list[tuple[np.ndarray, np.ndarray]], name: str) -> StepFn:
     """The same step in PyTorch eager: NCHW (its native layout), log-softmax + NLL, Adam."""
     nn, functional = torch.nn, torch.nn.functional
-    model = nn.Sequential(
-        nn.Conv2d(1, 8, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2, 2),
-        nn.Conv2d(8, 16, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2, 2),
-        nn.Flatten(),
-        nn.Linear(256, 10),
-    )
+    if name == "codelab":
+        model = nn.Sequential(
+            nn.Conv2d(1, 8, 5), nn.ReLU(), nn.MaxPool2d(2, 2),
+            nn.Conv2d(8, 16, 5), nn.ReLU(), nn.MaxPool2d(2, 2),
+            nn.Flatten(), nn.Linear(256, 10),
+        )  # fmt: skip
+    else:
+        model = nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5),
+            nn.Linear(128, 10),
+        )  # fmt: skip
     # Keras' Adam epsilon, as edgelearn uses; it does not change the amount of work.
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     # Converted once, outside the timing: each library gets its batches in its native layout.
@@ -152,9 +177,14 @@ def make_torch_step(torch: Any, batches: list[tuple[np.ndarray, np.ndarray]]) ->
     return step
 
 
-def make_batches(batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Real digits scaled to [0, 1], one shuffled pass over the 7,000 local training digits."""
-    (x_train, y_train), _ = el.datasets.mnist.load_data(source="local")
+def make_batches(batch_size: int, name: str = "codelab") -> list[tuple[np.ndarray, np.ndarray]]:
+    """Real images scaled to [0, 1], one shuffled pass: the 7,000 local MNIST training digits
+    for the codelab CNN, the first 7,000 Fashion-MNIST training images for the fashion CNN."""
+    if name == "codelab":
+        (x_train, y_train), _ = el.datasets.mnist.load_data(source="local")
+    else:
+        (x_train, y_train), _ = el.datasets.fashion_mnist.load_data()
+        x_train, y_train = x_train[:7000], y_train[:7000]
     order = np.random.default_rng(SEED).permutation(len(x_train))
     count = max(1, len(x_train) // batch_size)
     batches = []
@@ -188,10 +218,10 @@ def child(args: argparse.Namespace) -> int:
     libraries = [lib for lib in LIBRARIES if lib == "edgelearn" or torch is not None]
     steps_fns: dict[tuple[str, int], StepFn] = {}
     for batch_size in args.batch_size:
-        batches = make_batches(batch_size)
-        steps_fns["edgelearn", batch_size] = make_edgelearn_step(batches)
+        batches = make_batches(batch_size, args.model)
+        steps_fns["edgelearn", batch_size] = make_edgelearn_step(batches, args.model)
         if torch is not None:
-            steps_fns["torch", batch_size] = make_torch_step(torch, batches)
+            steps_fns["torch", batch_size] = make_torch_step(torch, batches, args.model)
         for lib in libraries:  # warm-up: first-call allocations, caches, thread start-up
             timed(steps_fns[lib, batch_size], 0, args.warmup)
 
@@ -270,6 +300,8 @@ def run_child(args: argparse.Namespace, threads: int) -> dict[str, Any]:
             str(args.repeats),
             "--warmup",
             str(args.warmup),
+            "--model",
+            args.model,
             "--batch-size",
             *map(str, args.batch_size),
         ]
@@ -286,7 +318,10 @@ def run_child(args: argparse.Namespace, threads: int) -> dict[str, Any]:
 def print_header(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     first = results[0]
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    print("edgelearn vs PyTorch CPU eager: training throughput of the TF.js codelab CNN")
+    network = (
+        "TF.js codelab CNN" if args.model == "codelab" else "Keras example CNN (Fashion-MNIST)"
+    )
+    print(f"edgelearn vs PyTorch CPU eager: training throughput of the {network}")
     print(f"date:     {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
     print(
         f"cpu:      {cpu_model()}, {os.cpu_count()} logical CPUs ({affinity} usable), "
@@ -327,8 +362,9 @@ def print_header(args: argparse.Namespace, results: list[dict[str, Any]]) -> Non
         )
     print(
         f"method:   {args.steps} steps per measurement, {args.repeats} rounds of edgelearn then "
-        f"torch, {args.warmup} warm-up steps; real MNIST digits (local copy), same batches "
-        "for both"
+        f"torch, {args.warmup} warm-up steps; "
+        + ("real MNIST digits (local copy)" if args.model == "codelab" else "real Fashion-MNIST")
+        + ", same batches for both"
     )
     print()
 
@@ -381,6 +417,13 @@ def check_results(results: list[dict[str, Any]]) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        default="codelab",
+        help="codelab: the TF.js codelab CNN on MNIST (default); fashion: the Keras example CNN "
+        "on Fashion-MNIST",
+    )
     parser.add_argument(
         "--batch-size",
         type=int,
