@@ -1,0 +1,114 @@
+"""How much of edgelearn's time goes to faulting in fresh memory, measured without PyTorch.
+
+Every training step and every inference call allocates its activations, gradients and
+temporaries afresh and frees them at the end. With glibc's default settings, freeing that much
+at once gives the memory back to the kernel (heap trimming, or munmap for large blocks), so the
+next step page-faults it in again and the kernel zeroes every page: system time, not NumPy's.
+Raising MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ keeps freed memory in the process
+for the next step instead (the resident size then stays at the peak of one step).
+
+For each workload (codelab CNN ``train_on_batch`` at batch 64 and 512, nsfwjs MobileNetV2
+``predict_on_batch`` at batch 1 and 8) this runs child processes with the default and with the
+raised settings, alternating, ``--rounds`` times each, and reports the median wall time per call
+with the minor page faults and system time per call. Only edgelearn is imported: in one process
+with PyTorch, as ``train_cnn.py`` and ``mobilenet_inference.py`` measure, the two libraries
+share glibc's heap, and torch's allocations change how much of edgelearn's memory is trimmed.
+
+    python benchmarks/memory_reuse.py                   # ~2 min
+    python benchmarks/memory_reuse.py --workloads train64 infer1 --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+SETTINGS = {
+    "default": {},
+    "keep-freed": {"MALLOC_MMAP_THRESHOLD_": "2147483647", "MALLOC_TRIM_THRESHOLD_": "4294967295"},
+}
+WORKLOADS = {"train64": ("train", 64), "train512": ("train", 512), "infer1": ("infer", 1),
+             "infer8": ("infer", 8)}
+
+
+def make_call(kind: str, batch: int):
+    import edgelearn as el
+
+    if kind == "train":
+        from edgelearn.demos.mnist import codelab_cnn, prepare
+
+        el.random.set_random_seed(0)
+        model = codelab_cnn()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        (x, y), _ = el.datasets.mnist.load_data(source="local")
+        x, y = prepare(x[:batch]), y[:batch]
+        return lambda: model.train_on_batch(x, y)
+    from edgelearn.applications import nsfwjs
+
+    model = el.load_model(nsfwjs.extract_model())
+    x = np.random.default_rng(0).uniform(size=(batch, 224, 224, 3)).astype(np.float32)
+    return lambda: model.predict_on_batch(x)
+
+
+def child(workload: str, calls: int) -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    call = make_call(*WORKLOADS[workload])
+    for _ in range(3):
+        call()
+    before, begin = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    for _ in range(calls):
+        call()
+    seconds, after = time.perf_counter() - begin, resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({
+        "ms": seconds / calls * 1e3,
+        "faults": (after.ru_minflt - before.ru_minflt) / calls,
+        "sys_ms": (after.ru_stime - before.ru_stime) / calls * 1e3,
+    }))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument("--rounds", type=int, default=3, help="child processes per setting")
+    parser.add_argument("--calls", type=int, default=10, help="timed calls per child process")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.calls)
+        return 0
+    print("edgelearn alone, 1 thread: time per call and what the kernel spends on fresh memory")
+    print(f"{'workload':<9} {'malloc':<11} {'median ms':>10} {'faults/call':>12} "
+          f"{'sys ms/call':>12}")
+    for workload in args.workloads:
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in SETTINGS}
+        for _ in range(args.rounds):
+            for name, extra in SETTINGS.items():
+                env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", **extra}
+                for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+                    env.pop(variable, None)  # as train_cnn.py: they force a slower kernel
+                done = subprocess.run(
+                    [sys.executable, os.path.abspath(__file__), "--child", workload,
+                     "--calls", str(args.calls)],
+                    env=env, capture_output=True, text=True, check=True,
+                )
+                results[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        for name, runs in results.items():
+            print(f"{workload:<9} {name:<11} {statistics.median(r['ms'] for r in runs):>10.1f} "
+                  f"{statistics.median(r['faults'] for r in runs):>12,.0f} "
+                  f"{statistics.median(r['sys_ms'] for r in runs):>12.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
