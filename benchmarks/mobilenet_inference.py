@@ -166,6 +166,12 @@ def child(args: argparse.Namespace) -> int:
     limit_threads(threads, torch)
     model = el.load_model(nsfwjs.extract_model())
     twin = None if torch is None else torch_twin(torch, model)
+    try:  # ONNX Runtime on edgelearn's own export: the `onnx` extra's predict backend
+        from edgelearn.runtime import OnnxRuntimePredictor
+
+        ort = OnnxRuntimePredictor(model, threads=threads)
+    except ImportError:
+        ort = None
     rng = np.random.default_rng(SEED)
     times: dict[str, list[float]] = {}
     agreement: dict[str, float] = {}
@@ -181,7 +187,12 @@ def child(args: argparse.Namespace) -> int:
                     return twin(x_torch).numpy()
 
             calls["torch"] = run_torch
-            agreement[str(batch)] = float(np.abs(calls["edgelearn"]() - run_torch()).max())
+            agreement[f"torch/{batch}"] = float(np.abs(calls["edgelearn"]() - run_torch()).max())
+        if ort is not None:
+            calls["onnxruntime"] = lambda x=x: ort.predict(x)
+            agreement[f"onnxruntime/{batch}"] = float(
+                np.abs(calls["edgelearn"]() - ort.predict(x)).max()
+            )
         for call in calls.values():
             for _ in range(args.warmup):
                 call()
@@ -225,7 +236,9 @@ def run_child(args: argparse.Namespace, threads: int) -> dict[str, Any]:
 
 def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     first = results[0]
-    print("edgelearn vs PyTorch CPU eager: MobileNetV2 (nsfwjs) inference latency")
+    print("edgelearn vs PyTorch CPU eager and ONNX Runtime: MobileNetV2 (nsfwjs) inference latency")
+    print("(the onnxruntime row is also edgelearn's optional backend: edgelearn.runtime."
+          "OnnxRuntimePredictor runs edgelearn's ONNX export of the same model)")
     print(f"date:     {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
     print(f"cpu:      {cpu_model()}, {os.cpu_count()} logical CPUs, virtualized: {virtualized()}")
     print(f"software: python {platform.python_version()}, numpy {np.__version__}, "
@@ -242,33 +255,36 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     print(f"method:   median of {args.runs} calls after {args.warmup} warm-up calls, libraries "
           f"alternating; random pixels in [0, 1]; {memory}")
     for result in results:
-        for batch, diff in result["max_abs_difference"].items():
-            print(f"check:    threads={result['threads']} batch={batch}: max |edgelearn - torch| "
+        for key, diff in result["max_abs_difference"].items():
+            peer, batch = key.split("/")
+            print(f"check:    threads={result['threads']} batch={batch}: max |edgelearn - {peer}| "
                   f"of the class probabilities {diff:.1e}")
     print()
-    print(f"{'library':<10} {'threads':>7} {'batch':>6} {'median ms':>10} {'ms/image':>9} "
+    print(f"{'library':<12} {'threads':>7} {'batch':>6} {'median ms':>10} {'ms/image':>9} "
           f"{'min':>8} {'max':>8}")
     for result in results:
         for batch in args.batch_size:
-            for lib in ("edgelearn", "torch"):
+            for lib in ("edgelearn", "torch", "onnxruntime"):
                 times = result["times"].get(f"{lib}/{batch}")
                 if times:
                     median = statistics.median(times) * 1e3
-                    print(f"{lib:<10} {result['threads']:>7} {batch:>6} {median:>10.1f} "
+                    print(f"{lib:<12} {result['threads']:>7} {batch:>6} {median:>10.1f} "
                           f"{median / batch:>9.1f} {min(times) * 1e3:>8.1f} "
                           f"{max(times) * 1e3:>8.1f}")
     print()
     for result in results:
         for batch in args.batch_size:
             ours = result["times"][f"edgelearn/{batch}"]
-            theirs = result["times"].get(f"torch/{batch}")
-            if not theirs:
-                print(f"threads={result['threads']} batch={batch}: no torch to compare with "
-                      f"(pip install {TORCH_PIN})")
-                continue
-            ratio = statistics.median(ours) / statistics.median(theirs)
-            print(f"edgelearn time / torch time, threads={result['threads']} batch={batch}: "
-                  f"{ratio:.2f}")
+            for peer, hint in (("torch", f"pip install {TORCH_PIN}"),
+                               ("onnxruntime", "pip install 'edgelearn[onnx]'")):
+                theirs = result["times"].get(f"{peer}/{batch}")
+                if not theirs:
+                    print(f"threads={result['threads']} batch={batch}: no {peer} to compare "
+                          f"with ({hint})")
+                    continue
+                ratio = statistics.median(ours) / statistics.median(theirs)
+                print(f"edgelearn (NumPy) time / {peer} time, threads={result['threads']} "
+                      f"batch={batch}: {ratio:.2f}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -685,3 +685,37 @@ class MinN(MaxN):
     """Elementwise minimum of any number of arrays; ties send the gradient to the first."""
 
     _reduce = staticmethod(np.argmin)
+
+
+class BatchNormInference(Function):
+    """Batch normalisation with fixed statistics as one affine pass: ``x * scale + shift`` with
+    ``scale = gamma / sqrt(variance + epsilon)`` and ``shift = beta - mean * scale``, per feature
+    along ``axis``. ``gamma``/``beta`` may be None (``scale``/``center`` off); gradients reach
+    ``x``, ``gamma`` and ``beta`` (a frozen-statistics layer can still be fine-tuned)."""
+
+    def forward(self, x, gamma, beta, mean=None, variance=None, axis=-1, epsilon=1e-3):
+        dtype = x.dtype.type
+        self.bshape = [1] * x.ndim
+        self.bshape[axis % x.ndim] = x.shape[axis]
+        self.reduce = tuple(i for i in range(x.ndim) if i != axis % x.ndim)
+        self.inv_std = (1 / np.sqrt(variance + dtype(epsilon))).astype(x.dtype)
+        scale = self.inv_std if gamma is None else self.inv_std * gamma
+        shift = -mean * scale if beta is None else beta - mean * scale
+        if self.recording and self.needs_grad[1]:
+            self.xhat_parts = (x, mean)  # xhat is recomputed in backward, only if gamma needs it
+        self.scale = scale
+        out = x * scale.reshape(self.bshape)
+        out += shift.reshape(self.bshape)
+        return out
+
+    def backward(self, grad):
+        grad_x = grad * self.scale.reshape(self.bshape) if self.needs_grad[0] else None
+        grad_gamma = grad_beta = None
+        if self.needs_grad[1]:
+            x, mean = self.xhat_parts
+            xhat = (x - mean.reshape(self.bshape)) * self.inv_std.reshape(self.bshape)
+            grad_gamma = (grad * xhat).sum(axis=self.reduce)
+        if self.needs_grad[2]:
+            grad_beta = grad.sum(axis=self.reduce)
+        return grad_x, grad_gamma, grad_beta
+

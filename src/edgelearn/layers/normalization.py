@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
 from edgelearn import initializers
 from edgelearn.engine import functions as F
@@ -102,17 +101,10 @@ class BatchNormalization(Layer):
             self.moving_mean.data -= (self.moving_mean.data - primitive.mean) * decay
             self.moving_variance.data -= (self.moving_variance.data - primitive.variance) * decay
             return outputs
-        shape = [1] * inputs.ndim
-        shape[self.axis] = -1
-        inv_std = 1 / np.sqrt(self.moving_variance.data + inputs.dtype.type(self.epsilon))
-        outputs = F.Mul.apply(
-            F.Sub.apply(inputs, self.moving_mean.data.reshape(shape)), inv_std.reshape(shape)
+        return F.BatchNormInference.apply(
+            inputs, self.gamma, self.beta, mean=self.moving_mean.data,
+            variance=self.moving_variance.data, axis=self.axis, epsilon=self.epsilon,
         )
-        if self.gamma is not None:
-            outputs = F.Mul.apply(outputs, F.Reshape.apply(self.gamma, shape=tuple(shape)))
-        if self.beta is not None:
-            outputs = F.Add.apply(outputs, F.Reshape.apply(self.beta, shape=tuple(shape)))
-        return outputs
 
     def get_config(self):
         return {

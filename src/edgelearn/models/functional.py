@@ -55,6 +55,7 @@ class Functional(Model):
                     "output of a layer"
                 )
         self._nodes = self._topological_nodes()
+        self._released_after = self._last_uses()
         input_layers = [t.node.layer for t in self.inputs]
         others: list[Layer] = []
         for node in self._nodes:
@@ -115,14 +116,31 @@ class Functional(Model):
 
     def forward(self, inputs: list[Tensor], training: bool = False) -> list[Tensor]:
         values: dict[int, Tensor] = {id(k): v for k, v in zip(self.inputs, inputs)}
-        for node in self._nodes:
+        for step, node in enumerate(self._nodes):
             args = [values[id(t)] for t in node.input_tensors]
             outputs = node.layer.call(
                 args if isinstance(node.inputs, (list, tuple)) else args[0], training=training
             )
             for tensor, value in zip(node.outputs, _as_list(outputs)):
                 values[id(tensor)] = value
+            # Drop values no later node reads: at inference nothing else holds them, so a deep
+            # network keeps a few activations alive instead of all of them.
+            for key in self._released_after[step]:
+                values.pop(key, None)
         return [values[id(t)] for t in self.outputs]
+
+    def _last_uses(self) -> list[list[int]]:
+        """For each node, the tensors (by id) whose last reader it is, outputs excepted."""
+        last: dict[int, int] = {}
+        for step, node in enumerate(self._nodes):
+            for tensor in node.input_tensors:
+                last[id(tensor)] = step
+        kept = {id(t) for t in self.outputs}
+        released: list[list[int]] = [[] for _ in self._nodes]
+        for key, step in last.items():
+            if key not in kept:
+                released[step].append(key)
+        return released
 
     # ----------------------------------------------------------------- config (Keras JSON)
     def _node_index(self, node: Node) -> int:
