@@ -32,6 +32,7 @@ import numpy as np
 import edgelearn as el
 from edgelearn.applications import images
 from edgelearn.applications.mobilenet_v2 import MobileNetV2, preprocess_input
+from edgelearn.datasets.fashion_mnist import CLASS_NAMES
 from edgelearn.demos.mnist import codelab_cnn
 from edgelearn.transfer import KNNClassifier, TransferRecognizer
 from edgelearn.utils import tfjs_node
@@ -39,18 +40,6 @@ from edgelearn.utils import tfjs_node
 SHOTS = (1, 5, 10, 20, 50)
 TEST_PER_CLASS = 50
 OLD_CLASSES, NEW_CLASSES = tuple(range(6)), tuple(range(6, 10))
-CLASS_NAMES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
 HEAD_EPOCHS = 100
 BLANK_EPOCHS = 60
 logger = logging.getLogger("edgelearn.demos")

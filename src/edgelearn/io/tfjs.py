@@ -34,6 +34,7 @@ import pathlib
 import posixpath
 import re
 import secrets
+import shutil
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -138,49 +139,89 @@ def save(
     overwrite: bool = True,
     metadata: dict[str, Any] | None = None,
 ) -> None:
-    """Write ``model`` as a TF.js layers-model folder, crash-safely.
+    """Write ``model`` as a TF.js layers-model folder, crash-safely (see :func:`write_artifacts`).
 
-    The new shards are written and synced first, under names the current ``model.json`` does not
-    use; then ``model.json`` is replaced in one atomic rename; only then are the old shards
-    removed. Whenever the process dies, ``model.json`` and the shards it names form either the
-    old model or the new one. ``metadata`` (JSON-serialisable) goes into ``model.json`` as
-    ``userDefinedMetadata``, where ``tf.loadLayersModel`` keeps it too.
+    ``metadata`` (JSON-serialisable) goes into ``model.json`` as ``userDefinedMetadata``, where
+    ``tf.loadLayersModel`` keeps it too.
     """
-    target = pathlib.Path(path)
-    model_file = target / MODEL_FILE
+    _check_target(pathlib.Path(path), overwrite)
+    content, data = model_artifacts(model, quantize)
+    if metadata is not None:
+        content["userDefinedMetadata"] = metadata
+    write_artifacts(path, content, data, overwrite=overwrite)
+
+
+def _check_target(target: pathlib.Path, overwrite: bool) -> None:
     if target.exists():
-        if not target.is_dir() or not model_file.is_file():
+        if not target.is_dir() or not (target / MODEL_FILE).is_file():
             raise FileExistsError(
                 f"{target} exists and is not a saved model folder; refusing to replace it"
             )
         if not overwrite:
             raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
-    content, data = model_artifacts(model, quantize)
-    if metadata is not None:
-        content["userDefinedMetadata"] = metadata
-    target.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(target)
-    in_use = _referenced_shards(model_file)
-    n_shards = max(1, math.ceil(len(data) / SHARD_BYTES))
+
+
+def write_artifacts(
+    path: str | os.PathLike[str], content: dict[str, Any], data: bytes, overwrite: bool = True
+) -> None:
+    """Write ``model.json`` content and the weight bytes its manifest describes as a model folder.
+
+    The manifest's groups become one group cut into shards of at most 4 MiB. A new folder is
+    written beside ``path`` and renamed into place. An existing one is replaced crash-safely: the
+    new shards are written and synced under names its ``model.json`` does not use, then
+    ``model.json`` is replaced in one atomic rename, and only then are the old shards removed.
+    Whenever the process dies, ``model.json`` and the shards it names are one whole model, old
+    or new.
+    """
+    target = pathlib.Path(path)
+    _check_target(target, overwrite)
+    entries = [entry for group in content["weightsManifest"] for entry in group["weights"]]
+    if target.exists():
+        _remove_leftovers(target)
+        in_use = _referenced_shards(target / MODEL_FILE)
+        _write_folder(target, content, entries, data, in_use)
+        for name in in_use - set(_manifest_paths(target / MODEL_FILE)):
+            (target / name).unlink(missing_ok=True)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    staging.mkdir()
+    try:
+        _write_folder(staging, content, entries, data, set())
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _sync_folder(target.parent)
+
+
+def _write_folder(
+    folder: pathlib.Path, content: dict[str, Any], entries: list[Any], data: bytes, in_use: set[str]
+) -> None:
+    """Shards first (under names ``in_use`` does not hold), model.json last, by atomic rename."""
+    n_shards = math.ceil(len(data) / SHARD_BYTES)
     suffix = "" if not in_use else f"-{secrets.token_hex(4)}"
     paths = [f"group1-shard{i + 1}of{n_shards}{suffix}.bin" for i in range(n_shards)]
-    content["weightsManifest"][0]["paths"] = paths
+    document = {**content, "weightsManifest": [{"paths": paths, "weights": entries}]}
     written: list[pathlib.Path] = []
     try:
         for i, name in enumerate(paths):
-            written.append(target / name)
-            _write_synced(target / name, data[i * SHARD_BYTES : (i + 1) * SHARD_BYTES])
-        staged = target / f".{MODEL_FILE}.{secrets.token_hex(4)}.tmp"
+            written.append(folder / name)
+            _write_synced(folder / name, data[i * SHARD_BYTES : (i + 1) * SHARD_BYTES])
+        staged = folder / f".{MODEL_FILE}.{secrets.token_hex(4)}.tmp"
         written.append(staged)
-        _write_synced(staged, json.dumps(content, indent=1).encode())
-        os.replace(staged, model_file)
+        _write_synced(staged, json.dumps(document, indent=1).encode())
+        os.replace(staged, folder / MODEL_FILE)
     except BaseException:
         for file in written:
             file.unlink(missing_ok=True)
         raise
-    _sync_folder(target)
-    for name in in_use - set(paths):
-        (target / name).unlink(missing_ok=True)
+    _sync_folder(folder)
+
+
+def _manifest_paths(model_file: pathlib.Path) -> list[str]:
+    content = json.loads(model_file.read_bytes())
+    return [p for group in content["weightsManifest"] for p in group["paths"]]
 
 
 def _write_synced(path: pathlib.Path, data: bytes) -> None:
@@ -537,6 +578,7 @@ __all__ = [
     "load",
     "load_metadata",
     "model_artifacts",
+    "write_artifacts",
     "model_from_artifacts",
     "quantize",
     "save",

@@ -27,7 +27,6 @@ import math
 import os
 import pathlib
 import re
-import secrets
 import shutil
 import threading
 from collections.abc import Iterable
@@ -50,7 +49,6 @@ UPLOAD_JSON_PART = "model.json"
 UPLOAD_WEIGHTS_PART = "model.weights.bin"
 # Staging folders live inside the models folder (same file system, so the final rename is
 # atomic) and start with a dot, so listing and name validation never see them.
-_STAGING_PREFIX = ".upload-"
 
 
 class StoreError(Exception):
@@ -154,24 +152,6 @@ class _UploadedWeights(WeightSource):
         chunk = self.data[self.offset : self.offset + needed]
         self.offset += needed
         return chunk
-
-
-def _write_synced(path: pathlib.Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _sync_folder(folder: pathlib.Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _parse_upload_json(data: bytes, source: str) -> dict[str, Any]:
@@ -401,18 +381,10 @@ class ModelStore:
                 f"{source}: the '{UPLOAD_WEIGHTS_PART}' part holds {len(data)} bytes but the "
                 f"weights manifest describes {reader.offset}"
             )
-        # One group, in the order the bytes came: the server names the shard itself.
-        entries = [w for group in content["weightsManifest"] for w in group["weights"]]
-        shard = f"group1-shard1of1-{secrets.token_hex(4)}.bin"
-        content["weightsManifest"] = [{"paths": [shard] if entries else [], "weights": entries}]
-        document = json.dumps(content).encode()
         with self._commit_lock:
             self.check_may_write(name, overwrite)
             target = self.folder / name
-            if target.exists():
-                self._replace(target, document, shard if entries else None, data)
-            else:
-                self._create(target, document, shard if entries else None, data)
+            tfjs.write_artifacts(target, content, data, overwrite=True)
             # The model just built is the one on disk now: keep it for /api/predict. (Inside the
             # commit lock, so the stamp cannot belong to a later upload.)
             entry = (self._stamp(target / MODEL_FILE), model, threading.Lock())
@@ -439,54 +411,11 @@ class ModelStore:
                 "with ?overwrite=true"
             )
 
-    def _create(
-        self, target: pathlib.Path, document: bytes, shard: str | None, data: bytes
-    ) -> None:
-        staging = self.folder / f"{_STAGING_PREFIX}{target.name}-{secrets.token_hex(4)}"
-        staging.mkdir()
-        try:
-            if shard is not None:
-                _write_synced(staging / shard, data)
-            _write_synced(staging / MODEL_FILE, document)
-            _sync_folder(staging)
-            os.rename(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        _sync_folder(self.folder)
-
-    def _replace(
-        self, target: pathlib.Path, document: bytes, shard: str | None, data: bytes
-    ) -> None:
-        model_file = target / MODEL_FILE
-        try:
-            old_files = set(manifest_files(json.loads(model_file.read_bytes())))
-        except (OSError, ValueError):
-            old_files = set()
-        written = []
-        try:
-            if shard is not None:
-                written.append(target / shard)
-                _write_synced(target / shard, data)
-            staged = target / f".{MODEL_FILE}.{secrets.token_hex(4)}.tmp"
-            written.append(staged)
-            _write_synced(staged, document)
-            os.replace(staged, model_file)
-        except BaseException:
-            for file in written:
-                file.unlink(missing_ok=True)
-            raise
-        _sync_folder(target)
-        root = target.resolve()
-        for old in old_files - {shard}:
-            path = (target / old).resolve()
-            if path.is_relative_to(root) and path.is_file() and path != model_file.resolve():
-                path.unlink(missing_ok=True)
-
     def remove_staging_leftovers(self) -> None:
         """Remove staging folders a killed server left behind (called at start-up)."""
         for entry in self.folder.iterdir():
-            if entry.name.startswith(_STAGING_PREFIX) and entry.is_dir():
+            # edgelearn.io.tfjs.write_artifacts stages a new model as .<name>.<hex>.tmp
+            if entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
 
 
