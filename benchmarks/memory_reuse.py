@@ -35,8 +35,12 @@ SETTINGS = {
     "default": {},
     "keep-freed": {"MALLOC_MMAP_THRESHOLD_": "2147483647", "MALLOC_TRIM_THRESHOLD_": "4294967295"},
 }
-WORKLOADS = {"train64": ("train", 64), "train512": ("train", 512), "infer1": ("infer", 1),
-             "infer8": ("infer", 8)}
+WORKLOADS = {
+    "train64": ("train", 64),
+    "train512": ("train", 512),
+    "infer1": ("infer", 1),
+    "infer8": ("infer", 8),
+}
 
 
 def make_call(kind: str, batch: int):
@@ -47,8 +51,9 @@ def make_call(kind: str, batch: int):
 
         el.random.set_random_seed(0)
         model = codelab_cnn()
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
         (x, y), _ = el.datasets.mnist.load_data(source="local")
         x, y = prepare(x[:batch]), y[:batch]
         return lambda: model.train_on_batch(x, y)
@@ -70,11 +75,15 @@ def child(workload: str, calls: int) -> None:
     for _ in range(calls):
         call()
     seconds, after = time.perf_counter() - begin, resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({
-        "ms": seconds / calls * 1e3,
-        "faults": (after.ru_minflt - before.ru_minflt) / calls,
-        "sys_ms": (after.ru_stime - before.ru_stime) / calls * 1e3,
-    }))
+    print(
+        json.dumps(
+            {
+                "ms": seconds / calls * 1e3,
+                "faults": (after.ru_minflt - before.ru_minflt) / calls,
+                "sys_ms": (after.ru_stime - before.ru_stime) / calls * 1e3,
+            }
+        )
+    )
 
 
 def main() -> int:
@@ -88,8 +97,9 @@ def main() -> int:
         child(args.child, args.calls)
         return 0
     print("edgelearn alone, 1 thread: time per call and what the kernel spends on fresh memory")
-    print(f"{'workload':<9} {'malloc':<11} {'median ms':>10} {'faults/call':>12} "
-          f"{'sys ms/call':>12}")
+    print(
+        f"{'workload':<9} {'malloc':<11} {'median ms':>10} {'faults/call':>12} {'sys ms/call':>12}"
+    )
     for workload in args.workloads:
         results: dict[str, list[dict[str, float]]] = {name: [] for name in SETTINGS}
         for _ in range(args.rounds):
@@ -98,15 +108,26 @@ def main() -> int:
                 for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
                     env.pop(variable, None)  # as train_cnn.py: they force a slower kernel
                 done = subprocess.run(
-                    [sys.executable, os.path.abspath(__file__), "--child", workload,
-                     "--calls", str(args.calls)],
-                    env=env, capture_output=True, text=True, check=True,
+                    [
+                        sys.executable,
+                        os.path.abspath(__file__),
+                        "--child",
+                        workload,
+                        "--calls",
+                        str(args.calls),
+                    ],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 )
                 results[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
         for name, runs in results.items():
-            print(f"{workload:<9} {name:<11} {statistics.median(r['ms'] for r in runs):>10.1f} "
-                  f"{statistics.median(r['faults'] for r in runs):>12,.0f} "
-                  f"{statistics.median(r['sys_ms'] for r in runs):>12.1f}")
+            print(
+                f"{workload:<9} {name:<11} {statistics.median(r['ms'] for r in runs):>10.1f} "
+                f"{statistics.median(r['faults'] for r in runs):>12,.0f} "
+                f"{statistics.median(r['sys_ms'] for r in runs):>12.1f}"
+            )
     return 0
 
 

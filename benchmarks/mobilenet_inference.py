@@ -76,8 +76,11 @@ def torch_twin(torch: Any, model: Any):
 
     def activation(layer: Any, x: Any) -> Any:
         name = el.activations.serialize(layer.activation)
-        ops = {"linear": lambda t: t, "relu": functional.relu,
-               "softmax": lambda t: functional.softmax(t, dim=-1)}
+        ops = {
+            "linear": lambda t: t,
+            "relu": functional.relu,
+            "softmax": lambda t: functional.softmax(t, dim=-1),
+        }
         if name not in ops:
             raise NotImplementedError(f"torch twin: activation {name!r} of {layer.name}")
         return ops[name](x)
@@ -92,7 +95,8 @@ def torch_twin(torch: Any, model: Any):
         weights = {w.name.split("/")[-1].split(":")[0]: w.numpy() for w in layer.weights}
         if kind == "Conv2D":
             w = tensor(weights["kernel"].transpose(3, 2, 0, 1)).contiguous(
-                memory_format=torch.channels_last)
+                memory_format=torch.channels_last
+            )
             b = tensor(weights["bias"]) if "bias" in weights else None
 
             def op(x, layer=layer, w=w, b=b):
@@ -110,12 +114,15 @@ def torch_twin(torch: Any, model: Any):
         elif kind == "BatchNormalization":
             if layer.axis not in (-1, 3):
                 raise NotImplementedError(f"torch twin: BatchNormalization axis {layer.axis}")
-            stats = [tensor(weights[k]) if k in weights else None
-                     for k in ("moving_mean", "moving_variance", "gamma", "beta")]
+            stats = [
+                tensor(weights[k]) if k in weights else None
+                for k in ("moving_mean", "moving_variance", "gamma", "beta")
+            ]
 
             def op(x, stats=stats, eps=layer.epsilon):
-                return functional.batch_norm(x, stats[0], stats[1], stats[2], stats[3],
-                                             training=False, eps=eps)
+                return functional.batch_norm(
+                    x, stats[0], stats[1], stats[2], stats[3], training=False, eps=eps
+                )
         elif kind == "ReLU":
             if layer.negative_slope or layer.threshold:
                 raise NotImplementedError(f"torch twin: leaky or thresholded ReLU {layer.name}")
@@ -124,6 +131,7 @@ def torch_twin(torch: Any, model: Any):
             def op(x, top=top):
                 return functional.relu(x) if top is None else functional.hardtanh(x, 0.0, top)
         elif kind == "Add":
+
             def op(*xs):
                 return sum(xs[1:], xs[0])
         elif kind == "ZeroPadding2D":
@@ -132,9 +140,11 @@ def torch_twin(torch: Any, model: Any):
             def op(x, pad=(left, right, top, bottom)):
                 return functional.pad(x, pad)
         elif kind == "AveragePooling2D" and layer.padding == "valid":
+
             def op(x, layer=layer):
                 return functional.avg_pool2d(x, layer.pool_size, layer.strides)
         elif kind == "Flatten":
+
             def op(x):
                 return x.permute(0, 2, 3, 1).flatten(1)  # NHWC order, as edgelearn flattens
         elif kind == "Dense":
@@ -143,6 +153,7 @@ def torch_twin(torch: Any, model: Any):
             def op(x, layer=layer, w=w, b=b):
                 return activation(layer, functional.linear(x, w, b))
         elif kind == "Dropout":
+
             def op(x):
                 return x
         else:
@@ -205,8 +216,10 @@ def child(args: argparse.Namespace) -> int:
         "threads": threads,
         "times": times,
         "max_abs_difference": agreement,
-        "blas": [{k: b.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-                 for b in blas_info()],
+        "blas": [
+            {k: b.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+            for b in blas_info()
+        ],
         "torch_version": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
     }
@@ -224,9 +237,18 @@ def run_child(args: argparse.Namespace, threads: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mobilenet_") as folder:
         output = os.path.join(folder, "result.json")
         command = [
-            sys.executable, os.path.abspath(__file__), "--child-output", output,
-            "--threads", str(threads), "--runs", str(args.runs), "--warmup", str(args.warmup),
-            "--batch-size", *map(str, args.batch_size),
+            sys.executable,
+            os.path.abspath(__file__),
+            "--child-output",
+            output,
+            "--threads",
+            str(threads),
+            "--runs",
+            str(args.runs),
+            "--warmup",
+            str(args.warmup),
+            "--batch-size",
+            *map(str, args.batch_size),
         ]
         if subprocess.run(command, env=env, check=False).returncode != 0:
             raise SystemExit(f"the benchmark process for {threads} thread(s) failed")
@@ -237,68 +259,109 @@ def run_child(args: argparse.Namespace, threads: int) -> dict[str, Any]:
 def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     first = results[0]
     print("edgelearn vs PyTorch CPU eager and ONNX Runtime: MobileNetV2 (nsfwjs) inference latency")
-    print("(the onnxruntime row is also edgelearn's optional backend: edgelearn.runtime."
-          "OnnxRuntimePredictor runs edgelearn's ONNX export of the same model)")
+    print(
+        "(the onnxruntime row is also edgelearn's optional backend: edgelearn.runtime."
+        "OnnxRuntimePredictor runs edgelearn's ONNX export of the same model)"
+    )
     print(f"date:     {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
     print(f"cpu:      {cpu_model()}, {os.cpu_count()} logical CPUs, virtualized: {virtualized()}")
-    print(f"software: python {platform.python_version()}, numpy {np.__version__}, "
-          f"edgelearn {el.__version__} (source {source_revision()}), "
-          f"torch {first['torch_version'] or 'not installed'}")
+    print(
+        f"software: python {platform.python_version()}, numpy {np.__version__}, "
+        f"edgelearn {el.__version__} (source {source_revision()}), "
+        f"torch {first['torch_version'] or 'not installed'}"
+    )
     for result in results:
-        blas = ", ".join(f"OpenBLAS {b['version']} kernel {b['architecture']}"
-                         for b in result["blas"] if b["internal_api"] == "openblas")
-        print(f"blas:     threads={result['threads']}: {blas or 'unknown'}; "
-              f"torch threads {result['torch_threads'] or 'n/a'}")
-    memory = ("freed memory kept by glibc (" + ", ".join(f"{k}={v}" for k, v in
-                                                          KEEP_FREED_MEMORY.items()) + ")"
-              if args.keep_freed_memory else "default glibc malloc settings")
-    print(f"method:   median of {args.runs} calls after {args.warmup} warm-up calls, libraries "
-          f"alternating; random pixels in [0, 1]; {memory}")
+        blas = ", ".join(
+            f"OpenBLAS {b['version']} kernel {b['architecture']}"
+            for b in result["blas"]
+            if b["internal_api"] == "openblas"
+        )
+        print(
+            f"blas:     threads={result['threads']}: {blas or 'unknown'}; "
+            f"torch threads {result['torch_threads'] or 'n/a'}"
+        )
+    memory = (
+        "freed memory kept by glibc ("
+        + ", ".join(f"{k}={v}" for k, v in KEEP_FREED_MEMORY.items())
+        + ")"
+        if args.keep_freed_memory
+        else "default glibc malloc settings"
+    )
+    print(
+        f"method:   median of {args.runs} calls after {args.warmup} warm-up calls, libraries "
+        f"alternating; random pixels in [0, 1]; {memory}"
+    )
     for result in results:
         for key, diff in result["max_abs_difference"].items():
             peer, batch = key.split("/")
-            print(f"check:    threads={result['threads']} batch={batch}: max |edgelearn - {peer}| "
-                  f"of the class probabilities {diff:.1e}")
+            print(
+                f"check:    threads={result['threads']} batch={batch}: max |edgelearn - {peer}| "
+                f"of the class probabilities {diff:.1e}"
+            )
     print()
-    print(f"{'library':<12} {'threads':>7} {'batch':>6} {'median ms':>10} {'ms/image':>9} "
-          f"{'min':>8} {'max':>8}")
+    print(
+        f"{'library':<12} {'threads':>7} {'batch':>6} {'median ms':>10} {'ms/image':>9} "
+        f"{'min':>8} {'max':>8}"
+    )
     for result in results:
         for batch in args.batch_size:
             for lib in ("edgelearn", "torch", "onnxruntime"):
                 times = result["times"].get(f"{lib}/{batch}")
                 if times:
                     median = statistics.median(times) * 1e3
-                    print(f"{lib:<12} {result['threads']:>7} {batch:>6} {median:>10.1f} "
-                          f"{median / batch:>9.1f} {min(times) * 1e3:>8.1f} "
-                          f"{max(times) * 1e3:>8.1f}")
+                    print(
+                        f"{lib:<12} {result['threads']:>7} {batch:>6} {median:>10.1f} "
+                        f"{median / batch:>9.1f} {min(times) * 1e3:>8.1f} "
+                        f"{max(times) * 1e3:>8.1f}"
+                    )
     print()
     for result in results:
         for batch in args.batch_size:
             ours = result["times"][f"edgelearn/{batch}"]
-            for peer, hint in (("torch", f"pip install {TORCH_PIN}"),
-                               ("onnxruntime", "pip install 'edgelearn[onnx]'")):
+            for peer, hint in (
+                ("torch", f"pip install {TORCH_PIN}"),
+                ("onnxruntime", "pip install 'edgelearn[onnx]'"),
+            ):
                 theirs = result["times"].get(f"{peer}/{batch}")
                 if not theirs:
-                    print(f"threads={result['threads']} batch={batch}: no {peer} to compare "
-                          f"with ({hint})")
+                    print(
+                        f"threads={result['threads']} batch={batch}: no {peer} to compare "
+                        f"with ({hint})"
+                    )
                     continue
                 ratio = statistics.median(ours) / statistics.median(theirs)
-                print(f"edgelearn (NumPy) time / {peer} time, threads={result['threads']} "
-                      f"batch={batch}: {ratio:.2f}")
+                print(
+                    f"edgelearn (NumPy) time / {peer} time, threads={result['threads']} "
+                    f"batch={batch}: {ratio:.2f}"
+                )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=int, nargs="+", default=[1, 8],
-                        help="batch sizes (default 1 8)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
-                        help="thread counts, one child process each (default 1 2)")
-    parser.add_argument("--runs", type=int, default=15,
-                        help="timed calls per library and batch size (default 15)")
-    parser.add_argument("--warmup", type=int, default=3,
-                        help="untimed calls per library and batch size first (default 3)")
-    parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="run with glibc keeping freed memory in the process (see above)")
+    parser.add_argument(
+        "--batch-size", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="thread counts, one child process each (default 1 2)",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=15, help="timed calls per library and batch size (default 15)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=3,
+        help="untimed calls per library and batch size first (default 3)",
+    )
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="run with glibc keeping freed memory in the process (see above)",
+    )
     parser.add_argument("--check", action="store_true", help="smoke test: 2 runs, 1 warm-up")
     parser.add_argument("--child-output", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -25,8 +25,10 @@ def _check_against_finite_differences(fn, arrays):
     dy = rng.normal(size=fn(*arrays).shape)
     _, grads = _grads(fn, arrays, dy)
     for array, grad in zip(arrays, grads):
+
         def objective():
             return float((fn(*arrays).numpy() * dy).sum())
+
         np.testing.assert_allclose(grad, numeric_gradient(objective, array), rtol=1e-5, atol=1e-7)
 
 
@@ -75,8 +77,9 @@ def test_tiled_max_pool_matches_the_general_path_and_direct_pooling_with_ties(po
 def test_tiled_max_pool_ties_go_to_the_first_maximum_in_row_major_order():
     # The maximum 5 is at (0, 1) and (1, 0): row-major order puts (0, 1) first, even though
     # (1, 0) is in the earlier column.
-    x = Tensor(np.array([[1.0, 5.0], [5.0, 0.0]], dtype=np.float32).reshape(1, 2, 2, 1),
-               requires_grad=True)
+    x = Tensor(
+        np.array([[1.0, 5.0], [5.0, 0.0]], dtype=np.float32).reshape(1, 2, 2, 1), requires_grad=True
+    )
     F.MaxPool2D.apply(x, pool_size=(2, 2), strides=(2, 2), padding="valid").sum().backward()
     np.testing.assert_array_equal(x.grad[0, :, :, 0], [[0, 1], [0, 0]])
     x = Tensor(np.full((1, 2, 2, 1), 3.0, dtype=np.float32), requires_grad=True)
@@ -110,10 +113,12 @@ def test_tiled_max_pool_gradients_match_finite_differences():
 def test_max_pool_outputs_agree_with_and_without_a_graph():
     x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
     with no_grad():
-        inference = F.MaxPool2D.apply(Tensor(x, requires_grad=True), pool_size=(2, 2),
-                                      strides=(2, 2), padding="valid").numpy()
-    training = F.MaxPool2D.apply(Tensor(x, requires_grad=True), pool_size=(2, 2),
-                                 strides=(2, 2), padding="valid").numpy()
+        inference = F.MaxPool2D.apply(
+            Tensor(x, requires_grad=True), pool_size=(2, 2), strides=(2, 2), padding="valid"
+        ).numpy()
+    training = F.MaxPool2D.apply(
+        Tensor(x, requires_grad=True), pool_size=(2, 2), strides=(2, 2), padding="valid"
+    ).numpy()
     np.testing.assert_array_equal(inference, training)
 
 
@@ -125,8 +130,9 @@ def test_relu_propagates_nan_and_keeps_the_gradient_rules(max_value):
     x = Tensor(a, requires_grad=True)
     out = F.ReLU.apply(x, max_value=max_value)
     assert out.dtype == np.float32
-    np.testing.assert_array_equal(out.numpy(), [np.nan, 0, 0, 0, 0, 0.5, min(6, cap),
-                                                min(7, cap), cap])
+    np.testing.assert_array_equal(
+        out.numpy(), [np.nan, 0, 0, 0, 0, 0.5, min(6, cap), min(7, cap), cap]
+    )
     out.backward(np.full(a.shape, 2.0, dtype=np.float32))
     # NaN passes its gradient on (as before); 0 and the cap are outside the open interval.
     passed = [1, 0, 0, 0, 0, 1, max_value is None, max_value is None, max_value is None]
@@ -210,8 +216,7 @@ def test_conv2d_float32_stays_float32_and_matches_float64():
 @pytest.mark.parametrize("strides", [(1, 1), (2, 2), (2, 1)])
 def test_conv2d_backprop_input_matches_scattering_the_patch_gradients(strides):
     kernel = rng.normal(size=(3, 2, 4, 5))
-    padded_shape, out_hw = (2, 8, 7, 4), (
-        (8 - 3) // strides[0] + 1, (7 - 2) // strides[1] + 1)
+    padded_shape, out_hw = (2, 8, 7, 4), ((8 - 3) // strides[0] + 1, (7 - 2) // strides[1] + 1)
     grad = rng.normal(size=(2 * out_hw[0] * out_hw[1], 5))
     cols = (grad @ kernel.reshape(-1, 5).T).reshape(2, *out_hw, 3, 2, 4)
     expected = np.zeros(padded_shape)
@@ -262,11 +267,17 @@ def test_depthwise_blocks_match_a_direct_convolution(monkeypatch, strides, multi
     xp, kernel = rng.normal(size=(5, 7, 8, 3)), rng.normal(size=(3, 3, 3, multiplier))
     out_hw = ((7 - 3) // strides[0] + 1, (8 - 3) // strides[1] + 1)
     # One output row per block, or two whole images per block (the last block has one).
-    sizes = {"default": kernels.DEPTHWISE_BLOCK, "rows": 1,
-             "images": 2 * out_hw[0] * out_hw[1] * 3 * multiplier}
+    sizes = {
+        "default": kernels.DEPTHWISE_BLOCK,
+        "rows": 1,
+        "images": 2 * out_hw[0] * out_hw[1] * 3 * multiplier,
+    }
     monkeypatch.setattr(kernels, "DEPTHWISE_BLOCK", sizes[block])
-    np.testing.assert_allclose(kernels.depthwise_conv2d(xp, kernel, strides, out_hw),
-                               _direct_depthwise(xp, kernel, strides, out_hw), rtol=1e-10)
+    np.testing.assert_allclose(
+        kernels.depthwise_conv2d(xp, kernel, strides, out_hw),
+        _direct_depthwise(xp, kernel, strides, out_hw),
+        rtol=1e-10,
+    )
     x, bias = rng.normal(size=(2, 6, 5, 3)), rng.normal(size=3 * multiplier)
     _check_against_finite_differences(
         lambda x, k, b: F.DepthwiseConv2D.apply(x, k, b, strides=strides, padding="same"),
@@ -279,8 +290,9 @@ def test_depthwise_gradients_do_not_depend_on_the_input_layout():
     xp = rng.normal(size=(2, 4, 7, 6)).transpose(0, 2, 3, 1)  # NHWC values, other strides
     grad = rng.normal(size=(2, 5, 4, 4, 1))
     strided = kernels.depthwise_conv2d_backward(grad, xp, kernel, (1, 1), True, True)
-    contiguous = kernels.depthwise_conv2d_backward(grad, np.ascontiguousarray(xp), kernel,
-                                                   (1, 1), True, True)
+    contiguous = kernels.depthwise_conv2d_backward(
+        grad, np.ascontiguousarray(xp), kernel, (1, 1), True, True
+    )
     for a, b in zip(strided, contiguous):
         np.testing.assert_allclose(a, b, rtol=1e-12)
     assert np.abs(strided[0]).sum() > 0

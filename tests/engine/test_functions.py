@@ -31,26 +31,77 @@ CASES = [
     ("exp", F.Exp, [_normal((3, 3))], {}, np.exp),
     ("log", F.Log, [_positive((3, 3))], {}, np.log),
     ("abs", F.Abs, [_normal((3, 3))], {}, np.abs),
-    ("clip", F.Clip, [_normal((4, 4))], {"low": -0.5, "high": 0.5}, lambda a: np.clip(a, -0.5, 0.5)),
+    (
+        "clip",
+        F.Clip,
+        [_normal((4, 4))],
+        {"low": -0.5, "high": 0.5},
+        lambda a: np.clip(a, -0.5, 0.5),
+    ),
     ("reshape", F.Reshape, [_normal((2, 6))], {"shape": (3, 4)}, lambda a: a.reshape(3, 4)),
-    ("transpose", F.Transpose, [_normal((2, 3, 4))], {"axes": (2, 0, 1)}, lambda a: a.transpose(2, 0, 1)),
+    (
+        "transpose",
+        F.Transpose,
+        [_normal((2, 3, 4))],
+        {"axes": (2, 0, 1)},
+        lambda a: a.transpose(2, 0, 1),
+    ),
     ("sum-all", F.Sum, [_normal((2, 3))], {}, lambda a: a.sum()),
     ("sum-axis", F.Sum, [_normal((2, 3, 4))], {"axis": 1}, lambda a: a.sum(1)),
-    ("mean-keepdims", F.Mean, [_normal((2, 3, 4))], {"axis": (1, 2), "keepdims": True},
-     lambda a: a.mean((1, 2), keepdims=True)),
+    (
+        "mean-keepdims",
+        F.Mean,
+        [_normal((2, 3, 4))],
+        {"axis": (1, 2), "keepdims": True},
+        lambda a: a.mean((1, 2), keepdims=True),
+    ),
     ("relu", F.ReLU, [_normal((4, 5))], {}, lambda a: np.maximum(a, 0)),
-    ("relu-capped-leaky", F.ReLU, [_normal((4, 5)) * 2], {"max_value": 1.0, "negative_slope": 0.3},
-     lambda a: np.where(a > 0, np.minimum(a, 1.0), 0.3 * a)),
+    (
+        "relu-capped-leaky",
+        F.ReLU,
+        [_normal((4, 5)) * 2],
+        {"max_value": 1.0, "negative_slope": 0.3},
+        lambda a: np.where(a > 0, np.minimum(a, 1.0), 0.3 * a),
+    ),
     ("sigmoid", F.Sigmoid, [_normal((4, 5)) * 5], {}, lambda a: 1 / (1 + np.exp(-a))),
     ("tanh", F.Tanh, [_normal((4, 5))], {}, np.tanh),
-    ("elu", F.Elu, [_normal((4, 5))], {"alpha": 1.5}, lambda a: np.where(a > 0, a, 1.5 * np.expm1(a))),
-    ("softmax", F.Softmax, [_normal((3, 5))], {}, lambda a: np.exp(a) / np.exp(a).sum(-1, keepdims=True)),
-    ("softmax-axis0", F.Softmax, [_normal((3, 5))], {"axis": 0},
-     lambda a: np.exp(a) / np.exp(a).sum(0, keepdims=True)),
-    ("log-softmax", F.LogSoftmax, [_normal((3, 5))], {},
-     lambda a: a - np.log(np.exp(a).sum(-1, keepdims=True))),
-    ("sigmoid-xent-logits", F.SigmoidCrossEntropyWithLogits, [_normal((3, 4)) * 4, rng.uniform(size=(3, 4))],
-     {}, lambda x, z: -(z * np.log(1 / (1 + np.exp(-x))) + (1 - z) * np.log(1 - 1 / (1 + np.exp(-x))))),
+    (
+        "elu",
+        F.Elu,
+        [_normal((4, 5))],
+        {"alpha": 1.5},
+        lambda a: np.where(a > 0, a, 1.5 * np.expm1(a)),
+    ),
+    (
+        "softmax",
+        F.Softmax,
+        [_normal((3, 5))],
+        {},
+        lambda a: np.exp(a) / np.exp(a).sum(-1, keepdims=True),
+    ),
+    (
+        "softmax-axis0",
+        F.Softmax,
+        [_normal((3, 5))],
+        {"axis": 0},
+        lambda a: np.exp(a) / np.exp(a).sum(0, keepdims=True),
+    ),
+    (
+        "log-softmax",
+        F.LogSoftmax,
+        [_normal((3, 5))],
+        {},
+        lambda a: a - np.log(np.exp(a).sum(-1, keepdims=True)),
+    ),
+    (
+        "sigmoid-xent-logits",
+        F.SigmoidCrossEntropyWithLogits,
+        [_normal((3, 4)) * 4, rng.uniform(size=(3, 4))],
+        {},
+        lambda x, z: (
+            -(z * np.log(1 / (1 + np.exp(-x))) + (1 - z) * np.log(1 - 1 / (1 + np.exp(-x))))
+        ),
+    ),
 ]
 
 
@@ -62,8 +113,10 @@ def test_primitive_forward_and_backward(name, primitive, arrays, attrs, oracle):
     dy = rng.normal(size=output.shape)
     output.backward(dy)
     for tensor in tensors:
+
         def objective():
             return float((primitive.apply(*[t.data for t in tensors], **attrs).data * dy).sum())
+
         numeric = numeric_gradient(objective, tensor.data)
         np.testing.assert_allclose(tensor.grad, numeric, rtol=1e-5, atol=1e-7, err_msg=name)
 
@@ -111,7 +164,9 @@ def test_backward_errors_are_clear():
 
 def test_variable_assign_checks_shape():
     v = Variable(np.zeros(3, dtype=np.float32), name="bias")
-    with pytest.raises(ValueError, match="'bias' has shape \\(3,\\), cannot assign a value of shape \\(4,\\)"):
+    with pytest.raises(
+        ValueError, match="'bias' has shape \\(3,\\), cannot assign a value of shape \\(4,\\)"
+    ):
         v.assign(np.zeros(4))
 
 

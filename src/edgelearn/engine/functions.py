@@ -58,8 +58,7 @@ class Function:
         # Constants take the dtype of the tensors they meet: a float64 scalar must not silently
         # promote a float32 graph.
         tensors = tuple(
-            x if x is None or isinstance(x, Tensor) else Tensor(as_array(x, dtype))
-            for x in inputs
+            x if x is None or isinstance(x, Tensor) else Tensor(as_array(x, dtype)) for x in inputs
         )
         fn = cls()
         fn.needs_grad = tuple(t is not None and t.requires_grad for t in tensors)
@@ -412,8 +411,11 @@ class MaxPool2D(Function):
 
     def backward(self, grad):
         if self.tiled:
-            return (kernels.max_pool2d_tiles_backward(grad, self.winner, self.input_shape,
-                                                      self.args[0]),)
+            return (
+                kernels.max_pool2d_tiles_backward(
+                    grad, self.winner, self.input_shape, self.args[0]
+                ),
+            )
         return (kernels.max_pool2d_backward(grad, self.winner, self.input_shape, *self.args),)
 
 
@@ -718,4 +720,3 @@ class BatchNormInference(Function):
         if self.needs_grad[2]:
             grad_beta = grad.sum(axis=self.reduce)
         return grad_x, grad_gamma, grad_beta
-

@@ -170,7 +170,10 @@ def max_pool2d(x: np.ndarray, pool: tuple[int, int], strides: tuple[int, int], p
     in a window makes its output NaN.
     """
     n, h, w, c = x.shape
-    out_hw = (output_length(h, pool[0], strides[0], padding), output_length(w, pool[1], strides[1], padding))
+    out_hw = (
+        output_length(h, pool[0], strides[0], padding),
+        output_length(w, pool[1], strides[1], padding),
+    )
     pads = pad_amounts(h, w, pool, strides, padding)
     xp = pad_nhwc(x, pads, value=-np.inf)
     out = None
@@ -278,7 +281,10 @@ def _window_counts(h: int, w: int, pool, strides, padding, dtype) -> np.ndarray:
 
 def avg_pool2d_sums(x: np.ndarray, pool, strides, padding) -> np.ndarray:
     n, h, w, c = x.shape
-    out_hw = (output_length(h, pool[0], strides[0], padding), output_length(w, pool[1], strides[1], padding))
+    out_hw = (
+        output_length(h, pool[0], strides[0], padding),
+        output_length(w, pool[1], strides[1], padding),
+    )
     xp = pad_nhwc(x, pad_amounts(h, w, pool, strides, padding))
     out = np.zeros((n, out_hw[0], out_hw[1], c), dtype=x.dtype)
     for _, _, rows, columns in window_slices(pool, strides, out_hw):
@@ -362,7 +368,11 @@ def depthwise_conv2d(xp: np.ndarray, kernel: np.ndarray, strides, out_hw) -> np.
 
 
 def depthwise_conv2d_backward(
-    grad: np.ndarray, xp: np.ndarray, kernel: np.ndarray, strides, need_input: bool,
+    grad: np.ndarray,
+    xp: np.ndarray,
+    kernel: np.ndarray,
+    strides,
+    need_input: bool,
     need_kernel: bool,
 ):
     """Gradients of :func:`depthwise_conv2d` for a (N, OH, OW, C, M) ``grad``.
@@ -379,7 +389,8 @@ def depthwise_conv2d_backward(
     grad_weights = np.empty((kh * kw, c, m), dtype=kernel.dtype) if need_kernel else None
     windows = zip(
         _depthwise_windows(xp, (kh, kw), strides, (oh, ow), flat),
-        _depthwise_windows(grad_xp, (kh, kw), strides, (oh, ow), flat) if need_input
+        _depthwise_windows(grad_xp, (kh, kw), strides, (oh, ow), flat)
+        if need_input
         else itertools.repeat(None),
     )
     for p, (window, grad_window) in enumerate(windows):

@@ -235,7 +235,9 @@ class Variable(Tensor):
 
     __slots__ = ("name", "trainable")
 
-    def __init__(self, value: Any, name: str = "variable", trainable: bool = True, dtype: Any = None):
+    def __init__(
+        self, value: Any, name: str = "variable", trainable: bool = True, dtype: Any = None
+    ):
         super().__init__(np.array(as_array(value, dtype)), requires_grad=trainable)
         self.name = name
         self.trainable = bool(trainable)
