@@ -29,12 +29,17 @@ from edgelearn import (
 from edgelearn.io import load_model
 from edgelearn.models import Model, Sequential
 
+# After the core: both build on models and io. Pillow, h5py and node stay lazy inside them.
+from edgelearn import applications, transfer  # noqa: E402  isort: skip
+
 __version__ = "0.1.0"
 
 __all__ = [
     "Model",
     "Sequential",
     "activations",
+    "applications",
+    "transfer",
     "io",
     "load_model",
     "callbacks",
