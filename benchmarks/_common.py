@@ -34,6 +34,25 @@ def limit_threads(threads: int, torch: Any | None) -> Any | None:
     return threadpool_limits(threads)
 
 
+def use_kernels(choice: str) -> str:
+    """Select edgelearn's kernels ("auto", "numba" or "numpy", see ``edgelearn.engine.jit``) and
+    return the ones in use. Thread counts: child_env sets NUMBA_NUM_THREADS with the others."""
+    from edgelearn.engine import jit
+
+    jit.set_kernels(choice)
+    return "numba" if jit.enabled() else "numpy"
+
+
+def add_kernels_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--kernels",
+        choices=["auto", "numba", "numpy"],
+        default="auto",
+        help="edgelearn's kernels: numba (the `jit` extra) when installed, or force one "
+        "(default auto)",
+    )
+
+
 def source_revision() -> str:
     """The commit of the edgelearn checkout and whether src/ has uncommitted changes."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -4,15 +4,16 @@ Every training step and every inference call allocates its activations, gradient
 temporaries afresh and frees them at the end. With glibc's default settings, freeing that much
 at once gives the memory back to the kernel (heap trimming, or munmap for large blocks), so the
 next step page-faults it in again and the kernel zeroes every page: system time, not NumPy's.
-Raising MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ keeps freed memory in the process
-for the next step instead (the resident size then stays at the peak of one step).
+`import edgelearn` therefore raises glibc's mmap and trim thresholds
+(``edgelearn.engine.allocator.keep_freed_memory``), which keeps freed memory in the process for
+the next step (the resident size then stays at the peak of one step).
 
 For each workload (codelab CNN ``train_on_batch`` at batch 64 and 512, nsfwjs MobileNetV2
-``predict_on_batch`` at batch 1 and 8) this runs child processes with the default and with the
-raised settings, alternating, ``--rounds`` times each, and reports the median wall time per call
-with the minor page faults and system time per call. Only edgelearn is imported: in one process
-with PyTorch, as ``train_cnn.py`` and ``mobilenet_inference.py`` measure, the two libraries
-share glibc's heap, and torch's allocations change how much of edgelearn's memory is trimmed.
+``predict_on_batch`` at batch 1 and 8) this runs child processes with glibc's defaults restored
+(``keep_freed_memory(False)``) and with edgelearn's setting, alternating, ``--rounds`` times each,
+and reports the median wall time per call with the minor page faults and system time per call.
+Only edgelearn is imported: in one process with PyTorch, as ``train_cnn.py`` and
+``mobilenet_inference.py`` measure, the two libraries share glibc's heap.
 
     python benchmarks/memory_reuse.py                   # ~2 min
     python benchmarks/memory_reuse.py --workloads train64 infer1 --rounds 5
@@ -31,10 +32,8 @@ import time
 
 import numpy as np
 
-SETTINGS = {
-    "default": {},
-    "keep-freed": {"MALLOC_MMAP_THRESHOLD_": "2147483647", "MALLOC_TRIM_THRESHOLD_": "4294967295"},
-}
+# Setting name -> the argument of keep_freed_memory in the child.
+SETTINGS = {"glibc": False, "edgelearn": True}
 WORKLOADS = {
     "train64": ("train", 64),
     "train512": ("train", 512),
@@ -64,10 +63,13 @@ def make_call(kind: str, batch: int):
     return lambda: model.predict_on_batch(x)
 
 
-def child(workload: str, calls: int) -> None:
+def child(workload: str, calls: int, keep_freed: bool) -> None:
     from threadpoolctl import threadpool_limits
 
+    from edgelearn.engine import allocator
+
     threadpool_limits(1)
+    allocator.keep_freed_memory(keep_freed)
     call = make_call(*WORKLOADS[workload])
     for _ in range(3):
         call()
@@ -92,9 +94,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="child processes per setting")
     parser.add_argument("--calls", type=int, default=10, help="timed calls per child process")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--keep-freed", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.calls)
+        child(args.child, args.calls, bool(args.keep_freed))
         return 0
     print("edgelearn alone, 1 thread: time per call and what the kernel spends on fresh memory")
     print(
@@ -103,8 +106,8 @@ def main() -> int:
     for workload in args.workloads:
         results: dict[str, list[dict[str, float]]] = {name: [] for name in SETTINGS}
         for _ in range(args.rounds):
-            for name, extra in SETTINGS.items():
-                env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", **extra}
+            for name, keep_freed in SETTINGS.items():
+                env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
                 for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
                     env.pop(variable, None)  # as train_cnn.py: they force a slower kernel
                 done = subprocess.run(
@@ -115,6 +118,8 @@ def main() -> int:
                         workload,
                         "--calls",
                         str(args.calls),
+                        "--keep-freed",
+                        str(int(keep_freed)),
                     ],
                     env=env,
                     capture_output=True,

@@ -14,16 +14,16 @@ and the medians are reported with the ratio. As in ``train_cnn.py``, each thread
 its own child process with OMP_NUM_THREADS / OPENBLAS_NUM_THREADS set and without the
 workplace's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE.
 
-``--keep-freed-memory`` runs the children with glibc's MALLOC_MMAP_THRESHOLD_ and
-MALLOC_TRIM_THRESHOLD_ raised, so that memory freed after a call is reused by the next one
-instead of going back to the kernel and being faulted in (and zeroed) again; it shows how much
-of a call is spent on that (both libraries run under it).
+``import edgelearn`` raises glibc's mmap and trim thresholds, so that memory freed after a call
+is reused by the next one instead of going back to the kernel and being faulted in (and zeroed)
+again (``edgelearn.engine.allocator``); both libraries share that heap. ``--glibc-malloc``
+restores glibc's defaults in the children, to show how much of a call that costs.
 
 Run (from the repository root, with the bench extra: ``pip install -e ".[bench]"``):
 
     python benchmarks/mobilenet_inference.py                    # batch 1 and 8, 1 and 2 threads
     python benchmarks/mobilenet_inference.py --threads 1 --runs 25
-    python benchmarks/mobilenet_inference.py --keep-freed-memory
+    python benchmarks/mobilenet_inference.py --glibc-malloc
     python benchmarks/mobilenet_inference.py --check            # smoke test: 2 runs, 1 warm-up
 
 The first run unpacks the nsfwjs model with node (``edgelearn.applications.nsfwjs``).
@@ -44,16 +44,15 @@ import time
 from typing import Any
 
 import numpy as np
-from _common import TORCH_PIN, limit_threads, source_revision
+from _common import TORCH_PIN, add_kernels_argument, limit_threads, source_revision, use_kernels
 from train_cnn import blas_info, child_env, cpu_model, import_torch, virtualized
 
 import edgelearn as el
 from edgelearn.applications import nsfwjs
-from edgelearn.engine import kernels
+from edgelearn.engine import allocator, kernels
 
 SEED = 0
 # glibc keeps freed blocks below these sizes in the process (2 GiB, 4 GiB: everything here).
-KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "2147483647", "MALLOC_TRIM_THRESHOLD_": "4294967295"}
 
 
 # ------------------------------------------------------------------------------ the torch twin
@@ -175,6 +174,9 @@ def child(args: argparse.Namespace) -> int:
     threads = args.threads[0]
     torch = import_torch()
     limit_threads(threads, torch)
+    kernels_used = use_kernels(args.kernels)
+    if args.glibc_malloc:
+        allocator.keep_freed_memory(False)
     model = el.load_model(nsfwjs.extract_model())
     twin = None if torch is None else torch_twin(torch, model)
     try:  # ONNX Runtime on edgelearn's own export: the `onnx` extra's predict backend
@@ -222,6 +224,7 @@ def child(args: argparse.Namespace) -> int:
         ],
         "torch_version": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "kernels": kernels_used,
     }
     with open(args.child_output, "w", encoding="utf-8") as f:
         json.dump(result, f)
@@ -232,8 +235,6 @@ def child(args: argparse.Namespace) -> int:
 def run_child(args: argparse.Namespace, threads: int) -> dict[str, Any]:
     print(f"measuring with {threads} thread(s) ...", file=sys.stderr, flush=True)
     env = child_env(threads, keep_openblas_env=False)
-    if args.keep_freed_memory:
-        env.update(KEEP_FREED_MEMORY)
     with tempfile.TemporaryDirectory(prefix="mobilenet_") as folder:
         output = os.path.join(folder, "result.json")
         command = [
@@ -241,6 +242,8 @@ def run_child(args: argparse.Namespace, threads: int) -> dict[str, Any]:
             os.path.abspath(__file__),
             "--child-output",
             output,
+            "--kernels",
+            args.kernels,
             "--threads",
             str(threads),
             "--runs",
@@ -249,6 +252,7 @@ def run_child(args: argparse.Namespace, threads: int) -> dict[str, Any]:
             str(args.warmup),
             "--batch-size",
             *map(str, args.batch_size),
+            *(["--glibc-malloc"] if args.glibc_malloc else []),
         ]
         if subprocess.run(command, env=env, check=False).returncode != 0:
             raise SystemExit(f"the benchmark process for {threads} thread(s) failed")
@@ -278,14 +282,18 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
         )
         print(
             f"blas:     threads={result['threads']}: {blas or 'unknown'}; "
-            f"torch threads {result['torch_threads'] or 'n/a'}"
+            f"torch threads {result['torch_threads'] or 'n/a'}; "
+            f"edgelearn kernels {result['kernels']}"
         )
+    timeout = child_env(1, keep_openblas_env=False)["OPENBLAS_THREAD_TIMEOUT"]
+    print(
+        f"env:      OPENBLAS_THREAD_TIMEOUT={timeout} (idle OpenBLAS threads sleep at once; "
+        "`import edgelearn` sets 4 when it loads before numpy)"
+    )
     memory = (
-        "freed memory kept by glibc ("
-        + ", ".join(f"{k}={v}" for k, v in KEEP_FREED_MEMORY.items())
-        + ")"
-        if args.keep_freed_memory
-        else "default glibc malloc settings"
+        "glibc's default malloc thresholds"
+        if args.glibc_malloc
+        else "freed memory kept in the process (edgelearn's malloc thresholds)"
     )
     print(
         f"method:   median of {args.runs} calls after {args.warmup} warm-up calls, libraries "
@@ -358,11 +366,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="untimed calls per library and batch size first (default 3)",
     )
     parser.add_argument(
-        "--keep-freed-memory",
+        "--glibc-malloc",
         action="store_true",
-        help="run with glibc keeping freed memory in the process (see above)",
+        help="restore glibc's malloc thresholds after importing edgelearn (see above)",
     )
     parser.add_argument("--check", action="store_true", help="smoke test: 2 runs, 1 warm-up")
+    add_kernels_argument(parser)
     parser.add_argument("--child-output", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.check:

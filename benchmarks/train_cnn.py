@@ -43,7 +43,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from _common import TORCH_PIN, limit_threads, source_revision
+from _common import TORCH_PIN, add_kernels_argument, limit_threads, source_revision, use_kernels
 
 import edgelearn as el
 from edgelearn.demos.mnist import codelab_cnn, prepare
@@ -211,6 +211,7 @@ def child(args: argparse.Namespace) -> int:
     torch = import_torch()
     # Belt and braces for numpy: OPENBLAS_NUM_THREADS already sized the pool when numpy loaded.
     limits = limit_threads(threads, torch)
+    kernels_used = use_kernels(args.kernels)
     if torch is not None:
         torch.manual_seed(SEED)
     el.random.set_random_seed(SEED)
@@ -256,13 +257,19 @@ def child(args: argparse.Namespace) -> int:
             for entry in info
         ],
         "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "kernels": kernels_used,
         "torch_version": torch.__version__ if torch is not None else None,
         "torch_cpu_capability": (
             torch.backends.cpu.get_cpu_capability() if torch is not None else None
         ),
         "env": {
             k: os.environ.get(k)
-            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", *OPENBLAS_OVERRIDES)
+            for k in (
+                "OMP_NUM_THREADS",
+                "OPENBLAS_NUM_THREADS",
+                "OPENBLAS_THREAD_TIMEOUT",
+                *OPENBLAS_OVERRIDES,
+            )
         },
     }
     if limits is not None:
@@ -275,8 +282,11 @@ def child(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ parent: report
 def child_env(threads: int, keep_openblas_env: bool) -> dict[str, str]:
     env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[name] = str(threads)
+    # What `import edgelearn` sets when it comes before numpy (see src/edgelearn/__init__.py);
+    # here numpy loads first. PyTorch does not use OpenBLAS.
+    env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     if not keep_openblas_env:
         for name in OPENBLAS_OVERRIDES:
             env.pop(name, None)
@@ -292,6 +302,8 @@ def run_child(args: argparse.Namespace, threads: int) -> dict[str, Any]:
             os.path.abspath(__file__),
             "--child-output",
             output,
+            "--kernels",
+            args.kernels,
             "--threads",
             str(threads),
             "--steps",
@@ -349,7 +361,7 @@ def print_header(args: argparse.Namespace, results: list[dict[str, Any]]) -> Non
         torch_threads = result["torch_threads"] or "n/a (not installed)"
         print(
             f"blas:     threads={result['threads']}: numpy uses {described}; "
-            f"torch threads {torch_threads}"
+            f"torch threads {torch_threads}; edgelearn kernels {result['kernels']}"
         )
     was = {k: os.environ.get(k) for k in OPENBLAS_OVERRIDES if os.environ.get(k)}
     if args.keep_openblas_env:
@@ -360,6 +372,11 @@ def print_header(args: argparse.Namespace, results: list[dict[str, Any]]) -> Non
             + ", ".join(f"{k}={v}" for k, v in was.items())
             + " in the benchmark processes"
         )
+    timeout = results[0]["env"].get("OPENBLAS_THREAD_TIMEOUT")
+    print(
+        f"env:      OPENBLAS_THREAD_TIMEOUT={timeout} (idle OpenBLAS threads sleep at once; "
+        "`import edgelearn` sets 4 when it loads before numpy)"
+    )
     print(
         f"method:   {args.steps} steps per measurement, {args.repeats} rounds of edgelearn then "
         f"torch, {args.warmup} warm-up steps; "
@@ -463,6 +480,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the child processes",
     )
+    add_kernels_argument(parser)
     parser.add_argument("--child-output", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.check:

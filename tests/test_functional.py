@@ -181,3 +181,71 @@ def test_config_without_inputs_or_outputs_is_refused():
         el.models.Functional.from_config(
             {"name": "x", "layers": [], "input_layers": [], "output_layers": []}
         )
+
+
+# --------------------------------------------------------------------------- batch norm folding
+def _randomize_batch_norms(model, rng):
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            for weight in layer.weights:
+                weight.data[...] = rng.uniform(0.5, 1.5, weight.data.shape)
+            layer.moving_mean.data[...] = rng.normal(size=layer.moving_mean.data.shape)
+
+
+def _folding_model(**norm_args):
+    el.random.set_random_seed(3)
+    inputs = L.Input((12, 12, 3))
+    x = L.Conv2D(8, 3, padding="same", use_bias=False, name="conv")(inputs)
+    x = L.BatchNormalization(name="bn1", **norm_args)(x)
+    x = L.ReLU(6.0)(x)
+    x = L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, name="depthwise")(x)
+    x = L.BatchNormalization(name="bn2", **norm_args)(x)
+    x = L.Conv2D(4, 1, name="pointwise")(x)  # a bias, and a normalisation after it
+    x = L.BatchNormalization(name="bn3", **norm_args)(x)
+    outputs = L.Dense(2)(L.Flatten()(x))
+    model = el.Model(inputs, outputs)
+    _randomize_batch_norms(model, np.random.default_rng(1))
+    return model
+
+
+@pytest.mark.parametrize("norm_args", [{}, {"center": False, "scale": False}, {"axis": 3}])
+def test_predict_folds_batch_norms_into_the_convolutions_before_them(norm_args, monkeypatch):
+    model = _folding_model(**norm_args)
+    normalised = []
+    call = L.BatchNormalization.call
+    monkeypatch.setattr(
+        L.BatchNormalization,
+        "call",
+        lambda self, *a, **k: normalised.append(1) or call(self, *a, **k),
+    )
+    assert sorted(model._nodes[step].layer.name for step in model._folds) == [
+        "conv",
+        "depthwise",
+        "pointwise",
+    ]
+    x = np.random.default_rng(2).normal(size=(4, 12, 12, 3)).astype(np.float32)
+    folded = model.predict(x)
+    assert not normalised  # all three ran inside their convolutions
+    folds, model._folds = model._folds, {}
+    unfolded = model.predict(x)
+    model._folds = folds
+    np.testing.assert_allclose(folded, unfolded, rtol=1e-5, atol=1e-5)
+    # Training and gradients see the layers as they are: no folding with a graph recorded.
+    layered = model(el.engine.Tensor(x)).numpy()
+    np.testing.assert_allclose(layered, unfolded, rtol=1e-6, atol=1e-6)
+
+
+def test_batch_norms_stay_apart_where_folding_would_change_the_result():
+    inputs = L.Input((8, 8, 3))
+    relu = L.Conv2D(4, 3, activation="relu")(inputs)  # the activation comes first
+    relu_norm = L.BatchNormalization()(relu)
+    shared = L.Conv2D(4, 3)(inputs)  # its output is read twice
+    shared_norm = L.BatchNormalization()(shared)
+    channels_first = L.BatchNormalization(axis=1)(L.Conv2D(4, 3)(inputs))
+    exposed = L.Conv2D(4, 3, name="exposed")(inputs)  # a model output itself
+    exposed_norm = L.BatchNormalization()(exposed)
+    model = el.Model(
+        inputs,
+        [relu_norm, L.Add()([shared_norm, shared]), channels_first, exposed, exposed_norm],
+    )
+    assert model._folds == {}

@@ -270,3 +270,34 @@ def test_regression_with_mse_and_mae():
     assert model.evaluate(x, y, verbose=0) < 1e-3
     model.compile(optimizer=el.optimizers.Adagrad(0.5), loss="mae")
     assert model.evaluate(x, y, verbose=0) < 0.05
+
+
+def test_sequential_predict_folds_a_batch_norm_into_the_convolution_before_it(monkeypatch):
+    el.random.set_random_seed(0)
+    model = el.Sequential(
+        [
+            el.layers.Input((10, 10, 3)),
+            el.layers.DepthwiseConv2D(3, depth_multiplier=2),
+            el.layers.BatchNormalization(),
+            el.layers.Conv2D(5, 3, activation="relu"),  # not linear: its BN stays apart
+            el.layers.BatchNormalization(),
+        ]
+    )
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, el.layers.BatchNormalization):
+            layer.moving_mean.data[...] = rng.normal(size=layer.moving_mean.data.shape)
+            layer.moving_variance.data[...] = rng.uniform(0.5, 2, layer.moving_mean.data.shape)
+            layer.gamma.data[...] = rng.uniform(0.5, 2, layer.moving_mean.data.shape)
+    x = rng.normal(size=(2, 10, 10, 3)).astype(np.float32)
+    calls = []
+    call = el.layers.BatchNormalization.call
+    monkeypatch.setattr(
+        el.layers.BatchNormalization,
+        "call",
+        lambda self, *a, **k: calls.append(self.name) or call(self, *a, **k),
+    )
+    folded = model.predict(x)
+    assert calls == [model.layers[3].name]  # the first one ran inside the depthwise layer
+    layered = model(el.engine.Tensor(x)).numpy()  # with a graph recorded: layer by layer
+    np.testing.assert_allclose(folded, layered, rtol=1e-5, atol=1e-5)

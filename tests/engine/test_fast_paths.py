@@ -1,15 +1,28 @@
 """The engine's fast paths against the general paths and direct computations: tiled max pooling
 (pool == stride), ReLU by clip and mask, 1x1 and single-channel convolutions, chunked patch
-matrices, per-position input gradients, blocked depthwise convolution, padding and AddN."""
+matrices, per-position input gradients, blocked depthwise convolution, padding and AddN.
+
+Every test runs twice: with the NumPy kernels and with the numba kernels of the ``jit`` extra
+(where numba is installed), which replace some of these paths."""
 
 import numpy as np
 import pytest
 
-from edgelearn.engine import Tensor, kernels, no_grad
+from edgelearn.engine import Tensor, jit, kernels, no_grad
 from edgelearn.engine import functions as F
 from edgelearn.testing import numeric_gradient
 
 rng = np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True, params=["numpy", "numba"])
+def engine_kernels(request, monkeypatch):
+    if request.param == "numba":
+        pytest.importorskip("numba")
+        monkeypatch.setattr(jit, "MIN_ELEMENTS", 0)  # the kernels for these small arrays too
+    jit.set_kernels(request.param)
+    yield request.param
+    jit.set_kernels("auto")
 
 
 def _grads(fn, arrays, dy):

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgelearn.engine import kernels
+from edgelearn.engine import jit, kernels
 from edgelearn.engine.tensor import Tensor, as_array, is_grad_enabled
 
 
@@ -238,6 +238,11 @@ class ReLU(Function):
     def forward(self, a, max_value=None, negative_slope=0.0, threshold=0.0):
         dtype = a.dtype.type
         self.slope = negative_slope
+        if not negative_slope and not threshold and jit.enabled(a.size):
+            out, passed = jit.relu(a, max_value, need_mask=self.recording)
+            if self.recording:
+                self.passed = passed
+            return out
         if not negative_slope and not threshold:
             # One clip pass keeps NaN; np.maximum does too but is ~4x slower than clip here.
             out = np.clip(a, dtype(0), dtype(np.inf if max_value is None else max_value))
@@ -259,6 +264,8 @@ class ReLU(Function):
     def backward(self, grad):
         # A multiply by the mask, as TensorFlow's ReluGrad computes it; np.where with a mask
         # that changes every element takes ~20x as long (a mispredicted branch per element).
+        if not self.slope and grad.shape == self.passed.shape and jit.enabled(grad.size):
+            return (jit.masked(grad, self.passed),)
         result = grad * self.passed
         if self.slope:
             result += grad * (self.below * grad.dtype.type(self.slope))
@@ -689,6 +696,18 @@ class MinN(MaxN):
     _reduce = staticmethod(np.argmin)
 
 
+def inverse_std(variance: np.ndarray, epsilon: float, dtype: Any) -> np.ndarray:
+    return (1 / np.sqrt(variance + np.dtype(dtype).type(epsilon))).astype(dtype)
+
+
+def batch_norm_affine(inv_std, gamma, beta, mean) -> tuple[np.ndarray, np.ndarray]:
+    """Batch normalisation with fixed statistics as ``x * scale + shift``: returns
+    ``(scale, shift)``. ``gamma``/``beta`` may be None (``scale``/``center`` off)."""
+    scale = inv_std if gamma is None else inv_std * gamma
+    shift = -mean * scale if beta is None else beta - mean * scale
+    return scale, shift
+
+
 class BatchNormInference(Function):
     """Batch normalisation with fixed statistics as one affine pass: ``x * scale + shift`` with
     ``scale = gamma / sqrt(variance + epsilon)`` and ``shift = beta - mean * scale``, per feature
@@ -696,13 +715,11 @@ class BatchNormInference(Function):
     ``x``, ``gamma`` and ``beta`` (a frozen-statistics layer can still be fine-tuned)."""
 
     def forward(self, x, gamma, beta, mean=None, variance=None, axis=-1, epsilon=1e-3):
-        dtype = x.dtype.type
         self.bshape = [1] * x.ndim
         self.bshape[axis % x.ndim] = x.shape[axis]
         self.reduce = tuple(i for i in range(x.ndim) if i != axis % x.ndim)
-        self.inv_std = (1 / np.sqrt(variance + dtype(epsilon))).astype(x.dtype)
-        scale = self.inv_std if gamma is None else self.inv_std * gamma
-        shift = -mean * scale if beta is None else beta - mean * scale
+        self.inv_std = inverse_std(variance, epsilon, x.dtype)
+        scale, shift = batch_norm_affine(self.inv_std, gamma, beta, mean)
         if self.recording and self.needs_grad[1]:
             self.xhat_parts = (x, mean)  # xhat is recomputed in backward, only if gamma needs it
         self.scale = scale

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from edgelearn import activations, initializers
+from edgelearn.engine import Tensor, kernels
 from edgelearn.engine import functions as F
-from edgelearn.engine import kernels
 from edgelearn.layers.base import Layer, normalize_tuple, register
 from edgelearn.layers.core import _no_regularizers
 
@@ -225,6 +225,14 @@ class Conv2D(_BaseConv2D):
         )
         return self.activation(outputs)
 
+    def call_folded(self, inputs, scale: np.ndarray, shift: np.ndarray) -> Tensor:
+        """``call`` followed by ``* scale + shift`` per output channel (a batch normalisation at
+        inference), folded into the kernel and bias: one pass over the output instead of three.
+        Only for a linear activation; no gradient reaches the weights through this."""
+        kernel = self.kernel.data * scale
+        bias = shift if self.bias is None else self.bias.data * scale + shift
+        return F.Conv2D.apply(inputs, kernel, bias, strides=self.strides, padding=self.padding)
+
     def get_config(self):
         return {
             **self._window_config(),
@@ -310,6 +318,16 @@ class DepthwiseConv2D(_BaseConv2D):
             inputs, self.depthwise_kernel, self.bias, strides=self.strides, padding=self.padding
         )
         return self.activation(outputs)
+
+    def call_folded(self, inputs, scale: np.ndarray, shift: np.ndarray) -> Tensor:
+        """As :meth:`Conv2D.call_folded`; output channel ``c * M + m`` scales filter ``m`` of
+        channel ``c``."""
+        kernel = self.depthwise_kernel.data
+        kernel = kernel * scale.reshape(kernel.shape[2:])
+        bias = shift if self.bias is None else self.bias.data * scale + shift
+        return F.DepthwiseConv2D.apply(
+            inputs, kernel, bias, strides=self.strides, padding=self.padding
+        )
 
     def get_config(self):
         return {

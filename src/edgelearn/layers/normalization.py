@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 
 from edgelearn import initializers
 from edgelearn.engine import functions as F
@@ -102,8 +103,24 @@ class BatchNormalization(Layer):
             self.moving_variance.data -= (self.moving_variance.data - primitive.variance) * decay
             return outputs
         return F.BatchNormInference.apply(
-            inputs, self.gamma, self.beta, mean=self.moving_mean.data,
-            variance=self.moving_variance.data, axis=self.axis, epsilon=self.epsilon,
+            inputs,
+            self.gamma,
+            self.beta,
+            mean=self.moving_mean.data,
+            variance=self.moving_variance.data,
+            axis=self.axis,
+            epsilon=self.epsilon,
+        )
+
+    def inference_affine(self, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
+        """The per-feature ``(scale, shift)`` with which this layer maps ``x`` to
+        ``x * scale + shift`` at inference (from the moving statistics)."""
+        inv_std = F.inverse_std(self.moving_variance.data, self.epsilon, dtype)
+        return F.batch_norm_affine(
+            inv_std,
+            None if self.gamma is None else self.gamma.data,
+            None if self.beta is None else self.beta.data,
+            self.moving_mean.data,
         )
 
     def get_config(self):

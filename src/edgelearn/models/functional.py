@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgelearn.engine import Tensor
+from edgelearn.engine import Tensor, is_grad_enabled
 from edgelearn.layers import InputLayer, Layer, deserialize, serialize
 from edgelearn.layers.base import Shape, unique_name
 from edgelearn.layers.graph import KerasTensor, Node
+from edgelearn.models import folding
 from edgelearn.models.training import Model
 
 # Call arguments Keras records in inbound nodes that do not change what a layer computes here.
@@ -56,6 +57,7 @@ class Functional(Model):
                 )
         self._nodes = self._topological_nodes()
         self._released_after = self._last_uses()
+        self._folds = self._batch_norm_folds()
         input_layers = [t.node.layer for t in self.inputs]
         others: list[Layer] = []
         for node in self._nodes:
@@ -116,11 +118,21 @@ class Functional(Model):
 
     def forward(self, inputs: list[Tensor], training: bool = False) -> list[Tensor]:
         values: dict[int, Tensor] = {id(k): v for k, v in zip(self.inputs, inputs)}
+        # At inference, batch normalisations right after a convolution run inside it.
+        folds = self._folds if not training and not is_grad_enabled() else {}
+        folded: set[int] = set()
         for step, node in enumerate(self._nodes):
+            if step in folded:
+                continue
             args = [values[id(t)] for t in node.input_tensors]
-            outputs = node.layer.call(
-                args if isinstance(node.inputs, (list, tuple)) else args[0], training=training
-            )
+            if step in folds:
+                norm = self._nodes[folds[step]]
+                outputs, node = folding.call_folded(node.layer, norm.layer, args[0]), norm
+                folded.add(folds[step])
+            else:
+                outputs = node.layer.call(
+                    args if isinstance(node.inputs, (list, tuple)) else args[0], training=training
+                )
             for tensor, value in zip(node.outputs, _as_list(outputs)):
                 values[id(tensor)] = value
             # Drop values no later node reads: at inference nothing else holds them, so a deep
@@ -128,6 +140,24 @@ class Functional(Model):
             for key in self._released_after[step]:
                 values.pop(key, None)
         return [values[id(t)] for t in self.outputs]
+
+    def _batch_norm_folds(self) -> dict[int, int]:
+        """Steps of convolutions whose output only a foldable batch normalisation reads (see
+        :mod:`edgelearn.models.folding`), mapped to that normalisation's step."""
+        readers: dict[int, list[int]] = {}
+        for step, node in enumerate(self._nodes):
+            for tensor in node.input_tensors:
+                readers.setdefault(id(tensor), []).append(step)
+        outputs = {id(t) for t in self.outputs}
+        folds = {}
+        for step, node in enumerate(self._nodes):
+            result = node.outputs[0]
+            reading = readers.get(id(result), [])
+            if len(node.outputs) != 1 or len(reading) != 1 or id(result) in outputs:
+                continue
+            if folding.can_fold(node.layer, self._nodes[reading[0]].layer, len(result.shape)):
+                folds[step] = reading[0]
+        return folds
 
     def _last_uses(self) -> list[list[int]]:
         """For each node, the tensors (by id) whose last reader it is, outputs excepted."""

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from edgelearn.engine import Tensor
+from edgelearn.engine import Tensor, is_grad_enabled
 from edgelearn.layers import InputLayer, Layer, deserialize, serialize
 from edgelearn.layers.base import Shape, unique_name
 from edgelearn.layers.graph import KerasTensor
+from edgelearn.models import folding
 from edgelearn.models.training import Model
 
 
@@ -98,8 +99,18 @@ class Sequential(Model):
 
     def forward(self, inputs: list[Tensor], training: bool = False) -> list[Tensor]:
         outputs = inputs[0]
-        for layer in self._layers:
-            outputs = layer.call(outputs, training=training)
+        # At inference, batch normalisations right after a convolution run inside it.
+        fold = not training and not is_grad_enabled()
+        step = 0
+        while step < len(self._layers):
+            layer = self._layers[step]
+            norm = self._layers[step + 1] if step + 1 < len(self._layers) else None
+            if fold and folding.can_fold(layer, norm, rank=4):
+                outputs = folding.call_folded(layer, norm, outputs)
+                step += 2
+            else:
+                outputs = layer.call(outputs, training=training)
+                step += 1
         return [outputs]
 
     def _summary_rows(self):

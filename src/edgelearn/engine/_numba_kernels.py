@@ -1,0 +1,205 @@
+"""The compiled kernels behind :mod:`edgelearn.engine.jit` (imported only when numba is present).
+
+Layouts are NHWC and C-contiguous; every kernel writes into arrays its caller allocated. Loops
+run ``prange`` over independent output rows, so no two threads write the same element, and the
+innermost loop runs over contiguous channels, which LLVM vectorises.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+from numba import prange
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    # numba prefers GNU OpenMP when it finds it, whose idle threads spin for a while after each
+    # kernel and take the cores OpenBLAS's GEMMs need next: training the codelab CNN ran 5x
+    # slower. The workqueue layer's threads sleep. It is chosen at numba's first parallel launch,
+    # so this does nothing if the process already ran one; NUMBA_THREADING_LAYER overrides it.
+    numba.config.THREADING_LAYER = "workqueue"
+
+jit = numba.njit(parallel=True, cache=True, nogil=True)
+
+# Elementwise kernels split their arrays into blocks of this many values, one task each. Each
+# block is a slice indexed from 0: indices the compiler can prove non-negative let it drop
+# numba's negative-index wraparound and vectorise.
+BLOCK = 1 << 15
+
+
+@jit
+def relu(x, out, mask, cap, stop, keep):
+    """``out = clip(x, 0, cap)``; if ``keep``, ``mask`` = where out is neither 0 nor ``stop``
+    (the cap, or NaN to let an infinite input without a cap pass its gradient)."""
+    size = x.size
+    zero = x.dtype.type(0)
+    for block in prange((size + BLOCK - 1) // BLOCK):
+        lo, hi = block * BLOCK, min(size, (block + 1) * BLOCK)
+        source, target = x[lo:hi], out[lo:hi]
+        for k in range(hi - lo):
+            # As np.clip: NaN fails both comparisons and passes through (written out rather
+            # than as max/min, whose NaN handling is not what this relies on).
+            v = source[k]
+            v = zero if v < zero else v  # noqa: FURB136
+            target[k] = cap if v > cap else v  # noqa: FURB136
+        if keep:
+            passed = mask[lo:hi]
+            for k in range(hi - lo):
+                passed[k] = (target[k] != zero) & (target[k] != stop)
+    return 0
+
+
+@jit
+def masked(grad, mask, out):
+    size = grad.size
+    for block in prange((size + BLOCK - 1) // BLOCK):
+        lo, hi = block * BLOCK, min(size, (block + 1) * BLOCK)
+        source, passed, target = grad[lo:hi], mask[lo:hi], out[lo:hi]
+        for k in range(hi - lo):
+            target[k] = source[k] * passed[k]
+    return 0
+
+
+@jit
+def depthwise(xp, kernel, sh, sw, out):
+    n, oh, ow, c, m = out.shape
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    zero = out.dtype.type(0)
+    for row in prange(n * oh):
+        b, y = row // oh, row % oh
+        target = out[b, y]
+        for xo in range(ow):
+            for ch in range(c):
+                for f in range(m):
+                    target[xo, ch, f] = zero
+            # Kernel positions in row-major order, as the NumPy path adds them.
+            for i in range(kh):
+                for j in range(kw):
+                    source = xp[b, y * sh + i, xo * sw + j]
+                    for ch in range(c):
+                        for f in range(m):
+                            target[xo, ch, f] += source[ch] * kernel[i, j, ch, f]
+    return 0
+
+
+@jit
+def depthwise_backprop_input(grad, kernel, sh, sw, out):
+    n, oh, ow, c, m = grad.shape
+    hp, wp = out.shape[1], out.shape[2]
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    zero = out.dtype.type(0)
+    for task in prange(n * hp):
+        b, yy = task // hp, task % hp
+        target = out[b, yy]
+        for xx in range(wp):
+            for ch in range(c):
+                target[xx, ch] = zero
+        for i in range(kh):
+            if (yy - i) % sh != 0:
+                continue
+            y = (yy - i) // sh
+            if y < 0 or y >= oh:
+                continue
+            for xo in range(ow):
+                for j in range(kw):
+                    xx = xo * sw + j
+                    for ch in range(c):
+                        total = zero
+                        for f in range(m):
+                            total += grad[b, y, xo, ch, f] * kernel[i, j, ch, f]
+                        target[xx, ch] += total
+    return 0
+
+
+def n_parts(rows: int) -> int:
+    """How many partial sums the kernel gradient of a depthwise convolution keeps."""
+    return min(rows, 4 * numba.get_num_threads())
+
+
+@jit
+def depthwise_backprop_kernel(grad, xp, sh, sw, parts):
+    n, oh, ow, c, m = grad.shape
+    kh, kw = parts.shape[1], parts.shape[2]
+    count = parts.shape[0]
+    rows = n * oh
+    for part in prange(count):
+        acc = parts[part]
+        for row in range(part * rows // count, (part + 1) * rows // count):
+            b, y = row // oh, row % oh
+            for i in range(kh):
+                for j in range(kw):
+                    for xo in range(ow):
+                        source = xp[b, y * sh + i, xo * sw + j]
+                        for ch in range(c):
+                            for f in range(m):
+                                acc[i, j, ch, f] += source[ch] * grad[b, y, xo, ch, f]
+    return 0
+
+
+# One filter per channel (M == 1, as in MobileNets): the same loops over (N, OH, OW, C) arrays,
+# whose innermost loop over contiguous channels vectorises.
+@jit
+def depthwise1(xp, kernel, sh, sw, out):
+    n, oh, ow, c = out.shape
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    zero = out.dtype.type(0)
+    for row in prange(n * oh):
+        b, y = row // oh, row % oh
+        target = out[b, y]
+        for xo in range(ow):
+            acc = target[xo]
+            for ch in range(c):
+                acc[ch] = zero
+            for i in range(kh):
+                for j in range(kw):
+                    source, weight = xp[b, y * sh + i, xo * sw + j], kernel[i, j]
+                    for ch in range(c):
+                        acc[ch] += source[ch] * weight[ch]
+    return 0
+
+
+@jit
+def depthwise1_backprop_input(grad, kernel, sh, sw, out):
+    n, oh, ow, c = grad.shape
+    hp, wp = out.shape[1], out.shape[2]
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    zero = out.dtype.type(0)
+    for task in prange(n * hp):
+        b, yy = task // hp, task % hp
+        target = out[b, yy]
+        for xx in range(wp):
+            for ch in range(c):
+                target[xx, ch] = zero
+        for i in range(kh):
+            if (yy - i) % sh != 0:
+                continue
+            y = (yy - i) // sh
+            if y < 0 or y >= oh:
+                continue
+            for xo in range(ow):
+                source = grad[b, y, xo]
+                for j in range(kw):
+                    acc, weight = target[xo * sw + j], kernel[i, j]
+                    for ch in range(c):
+                        acc[ch] += source[ch] * weight[ch]
+    return 0
+
+
+@jit
+def depthwise1_backprop_kernel(grad, xp, sh, sw, parts):
+    n, oh, ow, c = grad.shape
+    kh, kw = parts.shape[1], parts.shape[2]
+    count = parts.shape[0]
+    rows = n * oh
+    for part in prange(count):
+        acc = parts[part]
+        for row in range(part * rows // count, (part + 1) * rows // count):
+            b, y = row // oh, row % oh
+            for i in range(kh):
+                for j in range(kw):
+                    total = acc[i, j]
+                    for xo in range(ow):
+                        source, g = xp[b, y * sh + i, xo * sw + j], grad[b, y, xo]
+                        for ch in range(c):
+                            total[ch] += source[ch] * g[ch]
+    return 0

@@ -1,0 +1,169 @@
+"""Optional numba kernels for passes NumPy does slowly (the ``jit`` extra).
+
+NumPy's GEMMs already use every core through BLAS, but a depthwise convolution in NumPy is one
+pass over the whole output per kernel position, and elementwise passes such as ReLU run on one
+thread. The compiled kernels do the same arithmetic in one pass per output row, spread over the
+cores with ``numba.prange``: depthwise convolutions (forward and both gradients) and ReLU
+(forward and backward). They are compiled on first use and cached on disk (numba's
+``cache=True``; the first compilation takes a few seconds).
+
+Measured with ``benchmarks/mobilenet_inference.py``: see benchmarks/README.md. Kernels that did
+not beat NumPy (patch matrices, col2im, max pooling with its winners: numba did not vectorise
+their short runs of C values) are not here.
+
+:mod:`edgelearn.engine.kernels` and :mod:`edgelearn.engine.functions` call these when
+:func:`enabled` says so: with the default ``set_kernels("auto")`` whenever numba can be imported.
+Forward results equal the NumPy path's bit for bit (the same products added in the same order,
+no fast-math); gradients that sum over many pixels (the depthwise kernel gradient) add in
+another order, so they agree to float32 rounding. The tests run both paths against the same
+references.
+
+Threads: numba's own pool, sized by ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``, apart
+from BLAS's (``OPENBLAS_NUM_THREADS``, threadpoolctl).
+
+Example:
+    >>> from edgelearn.engine import jit
+    >>> jit.set_kernels("numpy")   # NumPy only, e.g. to compare
+    >>> jit.enabled()
+    False
+    >>> jit.set_kernels("auto")
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+KERNEL_CHOICES = ("auto", "numba", "numpy")
+
+_choice = "auto"
+_module: Any = None  # the compiled kernels (_numba_kernels), once imported
+_import_error: str | None = None
+# numba's workqueue threading layer (used when no OpenMP or TBB is found) aborts the process if
+# two threads launch parallel kernels at once, as a web server's worker threads would.
+_launch = threading.Lock()
+
+
+def set_kernels(choice: str) -> None:
+    """Choose the kernels: "auto" (numba when installed), "numba" (required) or "numpy".
+
+    Raises ImportError for "numba" when numba cannot be imported.
+    """
+    global _choice
+    if choice not in KERNEL_CHOICES:
+        raise ValueError(f"kernels must be one of {KERNEL_CHOICES}. Received: kernels={choice!r}")
+    if choice == "numba" and _load() is None:
+        raise ImportError(
+            f"set_kernels('numba') needs numba ({_import_error}); "
+            "install it with `pip install edgelearn[jit]`"
+        )
+    _choice = choice
+
+
+def get_kernels() -> str:
+    """The current choice of :func:`set_kernels`."""
+    return _choice
+
+
+# Arrays smaller than this stay on the NumPy path: there a kernel launch costs more than it
+# saves, and a small model's first prediction does not wait for numba to load (0.3-0.4 s).
+MIN_ELEMENTS = 1 << 16
+
+
+def enabled(elements: int | None = None) -> bool:
+    """Whether the numba kernels are in use (for arrays of ``elements`` values, if given)."""
+    if elements is not None and elements < MIN_ELEMENTS:
+        return False
+    return _choice != "numpy" and _load() is not None
+
+
+def _load() -> Any:
+    global _module, _import_error
+    if _module is None and _import_error is None:
+        try:
+            from edgelearn.engine import _numba_kernels
+        except ImportError as error:  # numba missing, or a numba that cannot load here
+            _import_error = str(error)
+        else:
+            _module = _numba_kernels
+    return _module
+
+
+def call(name: str, *args: Any) -> Any:
+    """Run the compiled kernel ``name`` with ``args`` (one launch at a time per process)."""
+    with _launch:
+        return getattr(_module, name)(*args)
+
+
+# --------------------------------------------------------------------------- entry points
+# Each returns what the NumPy function of the same name in kernels.py returns.
+
+
+def relu(x: np.ndarray, max_value: float | None, need_mask: bool):
+    """``clip(x, 0, max_value)`` and, if ``need_mask``, where the gradient passes
+    (``0 < out < max_value``, or NaN)."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty_like(flat)
+    mask = np.empty(flat.shape if need_mask else (0,), dtype=np.bool_)
+    cap, stop = (np.inf, np.nan) if max_value is None else (max_value, max_value)
+    call("relu", flat, out, mask, x.dtype.type(cap), x.dtype.type(stop), need_mask)
+    return out.reshape(x.shape), (mask.reshape(x.shape) if need_mask else None)
+
+
+def masked(grad: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``grad * mask`` for a boolean mask of the same shape."""
+    out = np.empty(grad.shape, dtype=grad.dtype)
+    call("masked", np.ascontiguousarray(grad).reshape(-1), mask.reshape(-1), out.reshape(-1))
+    return out
+
+
+def depthwise_conv2d(xp: np.ndarray, kernel: np.ndarray, strides, out_hw) -> np.ndarray:
+    n, c = xp.shape[0], xp.shape[3]
+    kh, kw, _, m = kernel.shape
+    dtype = np.result_type(xp, kernel)
+    out = np.empty((n, out_hw[0], out_hw[1], c, m), dtype=dtype)
+    xp = np.ascontiguousarray(xp, dtype=dtype)
+    kernel = np.ascontiguousarray(kernel, dtype=dtype)
+    if m == 1:
+        call("depthwise1", xp, kernel.reshape(kh, kw, c), *strides, out.reshape(out.shape[:4]))
+    else:
+        call("depthwise", xp, kernel, *strides, out)
+    return out
+
+
+def depthwise_conv2d_backward(grad, xp, kernel, strides, need_input: bool, need_kernel: bool):
+    n, oh, ow, c, m = grad.shape
+    kh, kw = kernel.shape[:2]
+    grad = np.ascontiguousarray(grad, dtype=xp.dtype)
+    kernel = np.ascontiguousarray(kernel, dtype=xp.dtype)
+    grad_xp = grad_kernel = None
+    if need_input:
+        grad_xp = np.empty(xp.shape, dtype=xp.dtype)
+        if m == 1:
+            call(
+                "depthwise1_backprop_input",
+                grad.reshape(n, oh, ow, c),
+                kernel.reshape(kh, kw, c),
+                *strides,
+                grad_xp,
+            )
+        else:
+            call("depthwise_backprop_input", grad, kernel, *strides, grad_xp)
+    if need_kernel:
+        # Partial sums over bands of output rows, one band per task, added up at the end.
+        parts = np.zeros((_module.n_parts(n * oh), *kernel.shape), dtype=kernel.dtype)
+        xp = np.ascontiguousarray(xp)
+        if m == 1:
+            call(
+                "depthwise1_backprop_kernel",
+                grad.reshape(n, oh, ow, c),
+                xp,
+                *strides,
+                parts.reshape(parts.shape[:4]),
+            )
+        else:
+            call("depthwise_backprop_kernel", grad, xp, *strides, parts)
+        grad_kernel = parts.sum(axis=0)
+    return grad_xp, grad_kernel

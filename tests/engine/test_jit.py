@@ -1,0 +1,147 @@
+"""The numba kernels of the ``jit`` extra against the NumPy path they replace.
+
+Forward results must be bit-identical (the same products added in the same order); gradients
+that sum over many pixels agree to float32 rounding. The NumPy path itself is checked against
+finite differences and TensorFlow.js elsewhere; ``test_fast_paths.py`` runs under both paths.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+
+from edgelearn.engine import Tensor, jit, kernels
+from edgelearn.engine import functions as F
+
+pytest.importorskip("numba")
+rng = np.random.default_rng(7)
+
+
+@pytest.fixture(autouse=True)
+def small_arrays_too(monkeypatch):
+    """The kernels for every size here (the engine keeps small arrays on the NumPy path)."""
+    monkeypatch.setattr(jit, "MIN_ELEMENTS", 0)
+
+
+def _both(fn):
+    """``fn()`` with the NumPy kernels, then with the numba kernels."""
+    previous = jit.get_kernels()
+    try:
+        jit.set_kernels("numpy")
+        expected = fn()
+        jit.set_kernels("numba")
+        actual = fn()
+    finally:
+        jit.set_kernels(previous)
+    return expected, actual
+
+
+# MobileNet-like layers: stride 1 and 2, padded 'same' inputs, odd sizes, a multiplier of 2.
+DEPTHWISE_CASES = [
+    ((2, 9, 9, 16), (3, 3), (1, 1), 1),
+    ((1, 17, 17, 24), (3, 3), (2, 2), 1),
+    ((3, 8, 11, 5), (3, 5), (2, 1), 1),
+    ((2, 7, 7, 3), (3, 3), (1, 1), 2),
+    ((1, 10, 9, 4), (2, 3), (1, 2), 3),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kernel_hw, strides, multiplier", DEPTHWISE_CASES)
+def test_depthwise_matches_the_numpy_path(shape, kernel_hw, strides, multiplier, dtype):
+    xp = rng.normal(size=shape).astype(dtype)
+    kernel = rng.normal(size=(*kernel_hw, shape[3], multiplier)).astype(dtype)
+    out_hw = tuple((shape[1 + a] - kernel_hw[a]) // strides[a] + 1 for a in range(2))
+    expected, actual = _both(lambda: kernels.depthwise_conv2d(xp, kernel, strides, out_hw))
+    assert actual.dtype == dtype and actual.shape == expected.shape
+    np.testing.assert_array_equal(actual, expected)
+
+    grad = rng.normal(size=expected.shape).astype(dtype)
+    expected, actual = _both(
+        lambda: kernels.depthwise_conv2d_backward(grad, xp, kernel, strides, True, True)
+    )
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for a, e in zip(actual, expected):
+        assert a.dtype == dtype and a.shape == e.shape
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=rtol * np.abs(e).max())
+
+
+def test_depthwise_gradients_are_computed_only_when_needed():
+    xp, kernel = rng.normal(size=(1, 6, 6, 2)), rng.normal(size=(3, 3, 2, 1))
+    grad = rng.normal(size=(1, 4, 4, 2, 1))
+    for need_input, need_kernel in [(True, False), (False, True)]:
+
+        def backward(need_input=need_input, need_kernel=need_kernel):
+            return kernels.depthwise_conv2d_backward(
+                grad, xp, kernel, (1, 1), need_input, need_kernel
+            )
+
+        expected, actual = _both(backward)
+        assert [a is None for a in actual] == [not need_input, not need_kernel]
+        assert [e is None for e in expected] == [not need_input, not need_kernel]
+
+
+@pytest.mark.parametrize("max_value", [None, 6.0])
+def test_relu_matches_the_numpy_path(max_value):
+    # Large enough for several blocks of the kernel, with every special value in it.
+    a = rng.normal(size=(3, 70_001)).astype(np.float32) * 8
+    a[0, :6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 6.0]
+
+    def run():
+        x = Tensor(a, requires_grad=True)
+        out = F.ReLU.apply(x, max_value=max_value)
+        out.backward(np.full(a.shape, 3.0, dtype=np.float32))
+        return out.numpy(), x.grad
+
+    (out_e, grad_e), (out_a, grad_a) = _both(run)
+    np.testing.assert_array_equal(out_a, out_e)
+    np.testing.assert_array_equal(grad_a, grad_e)
+    assert out_a.dtype == grad_a.dtype == np.float32
+
+
+def test_kernels_launched_from_many_threads_at_once():
+    # A web server predicts from worker threads; numba's workqueue layer would abort the
+    # process on concurrent launches without the lock in jit.call.
+    jit.set_kernels("numba")
+    xp = rng.normal(size=(2, 30, 30, 8)).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, 8, 1)).astype(np.float32)
+    expected = kernels.depthwise_conv2d(xp, kernel, (1, 1), (28, 28))
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(20):
+                results.append(kernels.depthwise_conv2d(xp, kernel, (1, 1), (28, 28)))
+        except Exception as error:  # noqa: BLE001 - any failure in a thread is reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    jit.set_kernels("auto")
+    assert not errors and len(results) == 80
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
+
+
+def test_small_arrays_stay_on_the_numpy_path(monkeypatch):
+    monkeypatch.setattr(jit, "MIN_ELEMENTS", 1000)
+    assert jit.enabled() and jit.enabled(1000) and not jit.enabled(999)
+    launched = []
+    monkeypatch.setattr(jit, "call", lambda name, *args: launched.append(name))
+    F.ReLU.apply(Tensor(np.ones(999, dtype=np.float32)))
+    assert launched == []
+    F.ReLU.apply(Tensor(np.ones(1000, dtype=np.float32)))
+    assert launched == ["relu"]
+
+
+def test_set_kernels_validates_its_argument():
+    with pytest.raises(ValueError, match="Received: kernels='gpu'"):
+        jit.set_kernels("gpu")
+    assert jit.get_kernels() == "auto"
+    jit.set_kernels("numpy")
+    assert not jit.enabled()
+    jit.set_kernels("auto")
+    assert jit.enabled()
