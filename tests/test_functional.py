@@ -196,36 +196,65 @@ def _folding_model(**norm_args):
     el.random.set_random_seed(3)
     inputs = L.Input((12, 12, 3))
     x = L.Conv2D(8, 3, padding="same", use_bias=False, name="conv")(inputs)
-    x = L.BatchNormalization(name="bn1", **norm_args)(x)
-    x = L.ReLU(6.0)(x)
-    x = L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, name="depthwise")(x)
+    skip = x = L.BatchNormalization(name="bn1", **norm_args)(x)
+    x = L.ReLU(6.0, name="relu6")(x)  # bn1's output is read twice: it folds, this does not
+    x = L.DepthwiseConv2D(3, padding="same", name="depthwise")(x)
     x = L.BatchNormalization(name="bn2", **norm_args)(x)
+    x = L.ReLU(6.0, name="folded_relu6")(x)
+    x = L.Add()([x, skip])
     x = L.Conv2D(4, 1, name="pointwise")(x)  # a bias, and a normalisation after it
     x = L.BatchNormalization(name="bn3", **norm_args)(x)
+    x = L.ReLU(name="folded_relu")(x)
+    x = L.ReLU(negative_slope=0.1, name="leaky")(x)  # not a clip: never folded
+    x = L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, name="depthwise_x2")(x)
+    x = L.BatchNormalization(name="bn4", **norm_args)(x)
+    x = L.ReLU(3.0, name="folded_relu3")(x)
     outputs = L.Dense(2)(L.Flatten()(x))
     model = el.Model(inputs, outputs)
     _randomize_batch_norms(model, np.random.default_rng(1))
     return model
 
 
-@pytest.mark.parametrize("norm_args", [{}, {"center": False, "scale": False}, {"axis": 3}])
-def test_predict_folds_batch_norms_into_the_convolutions_before_them(norm_args, monkeypatch):
-    model = _folding_model(**norm_args)
-    normalised = []
-    call = L.BatchNormalization.call
+@pytest.fixture(params=["numpy", "numba"])
+def engine_kernels(request, monkeypatch):
+    """Both kernel paths (the numba one for these small arrays too)."""
+    if request.param == "numba":
+        pytest.importorskip("numba")
+        monkeypatch.setattr(el.engine.jit, "MIN_ELEMENTS", 0)
+    el.engine.jit.set_kernels(request.param)
+    yield request.param
+    el.engine.jit.set_kernels("auto")
+
+
+def _count_calls(monkeypatch, layer_class):
+    calls = []
+    call = layer_class.call
     monkeypatch.setattr(
-        L.BatchNormalization,
-        "call",
-        lambda self, *a, **k: normalised.append(1) or call(self, *a, **k),
+        layer_class, "call", lambda self, *a, **k: calls.append(self.name) or call(self, *a, **k)
     )
+    return calls
+
+
+@pytest.mark.parametrize(
+    "norm_args", [{}, {"center": False, "scale": False}, {"axis": 3, "epsilon": 0.1}]
+)
+def test_predict_folds_batch_norms_into_the_convolutions_before_them(
+    norm_args, engine_kernels, monkeypatch
+):
+    model = _folding_model(**norm_args)
     assert sorted(model._nodes[step].layer.name for step in model._folds) == [
         "conv",
         "depthwise",
+        "depthwise_x2",
         "pointwise",
     ]
     x = np.random.default_rng(2).normal(size=(4, 12, 12, 3)).astype(np.float32)
+    normalised = _count_calls(monkeypatch, L.BatchNormalization)
+    relus = _count_calls(monkeypatch, L.ReLU)
     folded = model.predict(x)
-    assert not normalised  # all three ran inside their convolutions
+    assert not normalised  # all four ran inside their convolutions ...
+    # ... and so did the clipping ReLUs that alone read them, with the convolutions' biases
+    assert sorted(relus) == ["leaky", "relu6"]
     folds, model._folds = model._folds, {}
     unfolded = model.predict(x)
     model._folds = folds

@@ -279,6 +279,7 @@ def test_sequential_predict_folds_a_batch_norm_into_the_convolution_before_it(mo
             el.layers.Input((10, 10, 3)),
             el.layers.DepthwiseConv2D(3, depth_multiplier=2),
             el.layers.BatchNormalization(),
+            el.layers.ReLU(6.0),  # applied with the folded bias
             el.layers.Conv2D(5, 3, activation="relu"),  # not linear: its BN stays apart
             el.layers.BatchNormalization(),
         ]
@@ -291,13 +292,16 @@ def test_sequential_predict_folds_a_batch_norm_into_the_convolution_before_it(mo
             layer.gamma.data[...] = rng.uniform(0.5, 2, layer.moving_mean.data.shape)
     x = rng.normal(size=(2, 10, 10, 3)).astype(np.float32)
     calls = []
-    call = el.layers.BatchNormalization.call
-    monkeypatch.setattr(
-        el.layers.BatchNormalization,
-        "call",
-        lambda self, *a, **k: calls.append(self.name) or call(self, *a, **k),
-    )
+    for layer_class in (el.layers.BatchNormalization, el.layers.ReLU):
+        monkeypatch.setattr(
+            layer_class,
+            "call",
+            lambda self, *a, call=layer_class.call, **k: (
+                calls.append(self.name) or call(self, *a, **k)
+            ),
+        )
     folded = model.predict(x)
-    assert calls == [model.layers[3].name]  # the first one ran inside the depthwise layer
+    # The first normalisation and the ReLU ran inside the depthwise layer.
+    assert calls == [model.layers[4].name]
     layered = model(el.engine.Tensor(x)).numpy()  # with a graph recorded: layer by layer
     np.testing.assert_allclose(folded, layered, rtol=1e-5, atol=1e-5)

@@ -145,3 +145,25 @@ def test_set_kernels_validates_its_argument():
     assert not jit.enabled()
     jit.set_kernels("auto")
     assert jit.enabled()
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize("strides", [(1, 1), (2, 2), (2, 1)])
+@pytest.mark.parametrize("shape", [(2, 9, 9, 16), (1, 8, 11, 5)])
+def test_fused_inference_depthwise_matches_the_layered_computation(shape, strides, padding):
+    x = rng.normal(size=shape).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, shape[3], 1)).astype(np.float32)
+    bias = rng.normal(size=shape[3]).astype(np.float32)
+    plain = F.DepthwiseConv2D.apply(x, kernel, bias, strides=strides, padding=padding).numpy()
+    pads = kernels.pad_amounts(shape[1], shape[2], (3, 3), strides, padding)
+    fused = jit.depthwise_conv2d_inference(x, kernel, bias, strides, pads, plain.shape[1:3], 0, 1)
+    np.testing.assert_allclose(fused, np.clip(plain, 0, 1), rtol=1e-6, atol=1e-6)
+
+
+def test_bias_clip_matches_numpy():
+    out = rng.normal(size=(3, 70, 90, 7)).astype(np.float32) * 4
+    out[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]
+    bias = rng.normal(size=7).astype(np.float32)
+    expected = np.clip(out + bias, 0, 6)
+    jit.bias_clip_(out, bias, 0, 6)
+    np.testing.assert_array_equal(out, expected)

@@ -203,3 +203,54 @@ def depthwise1_backprop_kernel(grad, xp, sh, sw, parts):
                         for ch in range(c):
                             total[ch] += source[ch] * g[ch]
     return 0
+
+
+# Inference only: a convolution's output with its (folded) bias and activation, in one pass.
+@jit
+def bias_clip(out, bias, low, high):
+    """``out = clip(out + bias, low, high)`` in place, for a (rows, C) ``out``."""
+    rows = out.shape[0]
+    rows_per_block = max(1, BLOCK // out.shape[1])
+    for block in prange((rows + rows_per_block - 1) // rows_per_block):
+        part = out[block * rows_per_block : min(rows, (block + 1) * rows_per_block)]
+        for r in range(part.shape[0]):
+            row = part[r]
+            for ch in range(row.shape[0]):
+                v = row[ch] + bias[ch]
+                v = low if v < low else v  # noqa: FURB136 (NaN passes, as np.clip)
+                row[ch] = high if v > high else v  # noqa: FURB136
+    return 0
+
+
+@jit
+def depthwise1_inference(x, kernel, bias, sh, sw, top, left, low, high, out):
+    """Depthwise convolution (one filter per channel) of the unpadded ``x`` with 'same'/'valid'
+    padding ``top``/``left`` (taps outside ``x`` are skipped: zero padding without a padded
+    copy), plus ``bias``, clipped to [low, high]."""
+    n, h, w, c = x.shape
+    oh, ow = out.shape[1], out.shape[2]
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    for row in prange(n * oh):
+        b = row // oh
+        y = row - b * oh
+        target = out[b, y]
+        for xo in range(ow):
+            acc = target[xo]
+            for ch in range(c):
+                acc[ch] = bias[ch]
+            for i in range(kh):
+                iy = y * sh + i - top
+                if iy < 0 or iy >= h:
+                    continue
+                for j in range(kw):
+                    ix = xo * sw + j - left
+                    if ix < 0 or ix >= w:
+                        continue
+                    source, weight = x[b, iy, ix], kernel[i, j]
+                    for ch in range(c):
+                        acc[ch] += source[ch] * weight[ch]
+            for ch in range(c):
+                v = acc[ch]
+                v = low if v < low else v  # noqa: FURB136
+                acc[ch] = high if v > high else v  # noqa: FURB136
+    return 0

@@ -167,3 +167,28 @@ def depthwise_conv2d_backward(grad, xp, kernel, strides, need_input: bool, need_
             call("depthwise_backprop_kernel", grad, xp, *strides, parts)
         grad_kernel = parts.sum(axis=0)
     return grad_xp, grad_kernel
+
+
+def bias_clip_(out: np.ndarray, bias: np.ndarray, low: float, high: float) -> None:
+    """``out = clip(out + bias, low, high)`` in place, ``bias`` along the last axis."""
+    call("bias_clip", out.reshape(-1, out.shape[-1]), bias, *out.dtype.type([low, high]))
+
+
+def depthwise_conv2d_inference(x, kernel, bias, strides, pads, out_hw, low, high) -> np.ndarray:
+    """Depthwise convolution with one filter per channel, its bias and a clip, in one pass over
+    the unpadded ``x`` (``pads`` as ``kernels.pad_amounts`` gives them). Inference only."""
+    n, c = x.shape[0], x.shape[3]
+    kh, kw = kernel.shape[:2]
+    out = np.empty((n, *out_hw, c), dtype=x.dtype)
+    call(
+        "depthwise1_inference",
+        np.ascontiguousarray(x),
+        np.ascontiguousarray(kernel, dtype=x.dtype).reshape(kh, kw, c),
+        np.ascontiguousarray(bias, dtype=x.dtype),
+        *strides,
+        pads[0][0],
+        pads[1][0],
+        *x.dtype.type([low, high]),
+        out,
+    )
+    return out

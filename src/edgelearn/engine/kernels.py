@@ -159,6 +159,16 @@ def conv2d_backprop_input(grad2d: np.ndarray, kernel: np.ndarray, padded_shape, 
     return out
 
 
+def bias_clip_(out: np.ndarray, bias: np.ndarray, low: float, high: float) -> None:
+    """``out = clip(out + bias, low, high)`` in place (a convolution's bias and activation at
+    inference), ``bias`` along the last axis."""
+    if jit.enabled(out.size) and out.flags.c_contiguous:
+        jit.bias_clip_(out, bias, low, high)
+        return
+    out += bias
+    np.clip(out, low, high, out=out)
+
+
 def crop_nhwc(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
     (top, bottom), (left, right) = pads
     return x[:, top : x.shape[1] - bottom, left : x.shape[2] - right, :]

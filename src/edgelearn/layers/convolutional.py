@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgelearn import activations, initializers
-from edgelearn.engine import Tensor, kernels
+from edgelearn.engine import Tensor, jit, kernels
 from edgelearn.engine import functions as F
 from edgelearn.layers.base import Layer, normalize_tuple, register
 from edgelearn.layers.core import _no_regularizers
@@ -225,13 +225,18 @@ class Conv2D(_BaseConv2D):
         )
         return self.activation(outputs)
 
-    def call_folded(self, inputs, scale: np.ndarray, shift: np.ndarray) -> Tensor:
+    def call_folded(self, inputs, scale, shift, clip=None) -> Tensor:
         """``call`` followed by ``* scale + shift`` per output channel (a batch normalisation at
-        inference), folded into the kernel and bias: one pass over the output instead of three.
-        Only for a linear activation; no gradient reaches the weights through this."""
+        inference) and, if given, a clip to ``clip = (low, high)`` (a ReLU): the scale and
+        shift folded into the kernel and bias, bias and clip in one pass. Inference only; for
+        a linear activation (see :mod:`edgelearn.models.folding`)."""
         kernel = self.kernel.data * scale
         bias = shift if self.bias is None else self.bias.data * scale + shift
-        return F.Conv2D.apply(inputs, kernel, bias, strides=self.strides, padding=self.padding)
+        if clip is None:
+            return F.Conv2D.apply(inputs, kernel, bias, strides=self.strides, padding=self.padding)
+        outputs = F.Conv2D.apply(inputs, kernel, None, strides=self.strides, padding=self.padding)
+        _clip_in_place(outputs, bias, clip)
+        return outputs
 
     def get_config(self):
         return {
@@ -241,6 +246,12 @@ class Conv2D(_BaseConv2D):
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "kernel_constraint": None,
         }
+
+
+def _clip_in_place(outputs: Tensor, bias: np.ndarray, clip: tuple[float, float]) -> None:
+    if outputs.requires_grad:  # an in-place clip would hide from the graph
+        raise RuntimeError("call_folded with a clip runs at inference only (under no_grad)")
+    kernels.bias_clip_(outputs.data, bias.astype(outputs.dtype, copy=False), *clip)
 
 
 @register
@@ -319,15 +330,35 @@ class DepthwiseConv2D(_BaseConv2D):
         )
         return self.activation(outputs)
 
-    def call_folded(self, inputs, scale: np.ndarray, shift: np.ndarray) -> Tensor:
+    def call_folded(self, inputs, scale, shift, clip=None) -> Tensor:
         """As :meth:`Conv2D.call_folded`; output channel ``c * M + m`` scales filter ``m`` of
-        channel ``c``."""
+        channel ``c``. With one filter per channel and a clip, the numba kernels (where in use)
+        do it all in one pass, reading the input unpadded."""
         kernel = self.depthwise_kernel.data
         kernel = kernel * scale.reshape(kernel.shape[2:])
         bias = shift if self.bias is None else self.bias.data * scale + shift
-        return F.DepthwiseConv2D.apply(
-            inputs, kernel, bias, strides=self.strides, padding=self.padding
+        if clip is None:
+            return F.DepthwiseConv2D.apply(
+                inputs, kernel, bias, strides=self.strides, padding=self.padding
+            )
+        n, h, w, channels = inputs.shape
+        out_hw = tuple(
+            kernels.output_length(size, k, s, self.padding)
+            for size, k, s in zip((h, w), self.kernel_size, self.strides)
         )
+        fused = self.depth_multiplier == 1 and not inputs.requires_grad
+        if fused and jit.enabled(n * out_hw[0] * out_hw[1] * channels):
+            pads = kernels.pad_amounts(h, w, self.kernel_size, self.strides, self.padding)
+            return Tensor(
+                jit.depthwise_conv2d_inference(
+                    inputs.data, kernel, bias, self.strides, pads, out_hw, *clip
+                )
+            )
+        outputs = F.DepthwiseConv2D.apply(
+            inputs, kernel, None, strides=self.strides, padding=self.padding
+        )
+        _clip_in_place(outputs, bias, clip)
+        return outputs
 
     def get_config(self):
         return {

@@ -1,33 +1,36 @@
-"""Batch normalisation folded into the convolution before it, at inference.
+"""Batch normalisation (and a ReLU after it) folded into the convolution before them, at
+inference.
 
 A BatchNormalization at inference is ``x * scale + shift`` per channel. Right after a linear
-Conv2D or DepthwiseConv2D it can be folded into that layer's kernel and bias, so the
-normalisation's passes over the activations (MobileNets have one after every convolution)
-disappear. Models fold only when nothing records a graph (``predict``, ``no_grad``) and
-``training`` is False, and only where the convolution's output goes to the normalisation alone:
-training and gradients always see the layers as they are. The kernel is scaled on every call:
-nothing is cached that could go stale when weights change. That costs a pass over the kernel
-instead of the normalisation's passes over the output, a gain even where the kernel is larger
-(MobileNetV2's last layers at batch 1): measured on nsfwjs' MobileNetV2, 1 thread, batch 1
-24.8 -> 22.8 ms, batch 8 202 -> 172 ms.
+Conv2D or DepthwiseConv2D it folds into that layer's kernel and bias, so the normalisation's
+passes over the activations (MobileNets have one after every convolution) disappear; a ReLU
+layer after it (MobileNets' ReLU6) is applied with the bias in the same pass, in place.
+Models fold only when nothing records a graph (``predict``, ``no_grad``) and ``training`` is
+False, and only where each output goes to the next layer alone: training and gradients always
+see the layers as they are. The kernel is scaled on every call, so nothing is cached that could
+go stale when weights change; that pass over the kernel costs less than the normalisation's
+passes over the output even where the kernel is the larger (MobileNetV2's last layers at batch
+1). Measured on nsfwjs' MobileNetV2 (benchmarks/README.md).
 
 Example:
     >>> import numpy as np
     >>> import edgelearn as el
     >>> model = el.Sequential([el.layers.Input((8, 8, 3)), el.layers.Conv2D(4, 3),
-    ...                        el.layers.BatchNormalization()])
-    >>> model.predict(np.ones((1, 8, 8, 3))).shape  # one convolution with a bias, no BN pass
+    ...                        el.layers.BatchNormalization(), el.layers.ReLU(6.0)])
+    >>> model.predict(np.ones((1, 8, 8, 3))).shape  # one convolution and one in-place pass
     (1, 6, 6, 4)
 """
 
 from __future__ import annotations
 
+import math
+
 from edgelearn import activations
 from edgelearn.engine import Tensor
-from edgelearn.layers import BatchNormalization, Conv2D, DepthwiseConv2D, Layer
+from edgelearn.layers import BatchNormalization, Conv2D, DepthwiseConv2D, Layer, ReLU
 
 
-def can_fold(layer: Layer, norm: Layer, rank: int) -> bool:
+def can_fold(layer: Layer, norm: Layer | None, rank: int) -> bool:
     """Whether ``norm`` applied to the output (of ``rank`` dimensions) of ``layer`` folds."""
     return (
         isinstance(layer, (Conv2D, DepthwiseConv2D))
@@ -37,7 +40,19 @@ def can_fold(layer: Layer, norm: Layer, rank: int) -> bool:
     )
 
 
-def call_folded(layer: Conv2D | DepthwiseConv2D, norm: BatchNormalization, x: Tensor) -> Tensor:
-    """``norm(layer(x))`` at inference, as one convolution."""
+def clip_bounds(layer: Layer | None) -> tuple[float, float] | None:
+    """``(low, high)`` if ``layer`` is a ReLU that only clips (no slope, no threshold)."""
+    if type(layer) is not ReLU or layer.negative_slope or layer.threshold:
+        return None
+    return 0.0, math.inf if layer.max_value is None else layer.max_value
+
+
+def call_folded(
+    layer: Conv2D | DepthwiseConv2D,
+    norm: BatchNormalization,
+    x: Tensor,
+    clip: tuple[float, float] | None = None,
+) -> Tensor:
+    """``norm(layer(x))`` at inference as one convolution, clipped to ``clip`` if given."""
     scale, shift = norm.inference_affine(x.dtype)
-    return layer.call_folded(x, scale, shift)
+    return layer.call_folded(x, scale, shift, clip)

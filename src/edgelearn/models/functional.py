@@ -126,9 +126,11 @@ class Functional(Model):
                 continue
             args = [values[id(t)] for t in node.input_tensors]
             if step in folds:
-                norm = self._nodes[folds[step]]
-                outputs, node = folding.call_folded(node.layer, norm.layer, args[0]), norm
-                folded.add(folds[step])
+                norm, relu = (None if s is None else self._nodes[s] for s in folds[step])
+                clip = None if relu is None else folding.clip_bounds(relu.layer)
+                outputs = folding.call_folded(node.layer, norm.layer, args[0], clip)
+                node = norm if relu is None else relu  # whose outputs these are
+                folded.update(s for s in folds[step] if s is not None)
             else:
                 outputs = node.layer.call(
                     args if isinstance(node.inputs, (list, tuple)) else args[0], training=training
@@ -141,22 +143,34 @@ class Functional(Model):
                 values.pop(key, None)
         return [values[id(t)] for t in self.outputs]
 
-    def _batch_norm_folds(self) -> dict[int, int]:
+    def _batch_norm_folds(self) -> dict[int, tuple[int, int | None]]:
         """Steps of convolutions whose output only a foldable batch normalisation reads (see
-        :mod:`edgelearn.models.folding`), mapped to that normalisation's step."""
+        :mod:`edgelearn.models.folding`), mapped to that normalisation's step and to the step
+        of a clipping ReLU that alone reads the normalisation's output (or None)."""
         readers: dict[int, list[int]] = {}
         for step, node in enumerate(self._nodes):
             for tensor in node.input_tensors:
                 readers.setdefault(id(tensor), []).append(step)
         outputs = {id(t) for t in self.outputs}
-        folds = {}
-        for step, node in enumerate(self._nodes):
+
+        def only_reader(node: Node) -> int | None:
             result = node.outputs[0]
             reading = readers.get(id(result), [])
             if len(node.outputs) != 1 or len(reading) != 1 or id(result) in outputs:
+                return None
+            return reading[0]
+
+        folds: dict[int, tuple[int, int | None]] = {}
+        for step, node in enumerate(self._nodes):
+            norm = only_reader(node)
+            if norm is None or not folding.can_fold(
+                node.layer, self._nodes[norm].layer, len(node.outputs[0].shape)
+            ):
                 continue
-            if folding.can_fold(node.layer, self._nodes[reading[0]].layer, len(result.shape)):
-                folds[step] = reading[0]
+            relu = only_reader(self._nodes[norm])
+            if relu is not None and folding.clip_bounds(self._nodes[relu].layer) is None:
+                relu = None
+            folds[step] = (norm, relu)
         return folds
 
     def _last_uses(self) -> list[list[int]]:

@@ -99,15 +99,17 @@ class Sequential(Model):
 
     def forward(self, inputs: list[Tensor], training: bool = False) -> list[Tensor]:
         outputs = inputs[0]
-        # At inference, batch normalisations right after a convolution run inside it.
+        # At inference, batch normalisations (and a ReLU after them) right after a convolution
+        # run inside it.
         fold = not training and not is_grad_enabled()
+        layers = self._layers + [None, None]
         step = 0
         while step < len(self._layers):
-            layer = self._layers[step]
-            norm = self._layers[step + 1] if step + 1 < len(self._layers) else None
+            layer, norm, after = layers[step : step + 3]
             if fold and folding.can_fold(layer, norm, rank=4):
-                outputs = folding.call_folded(layer, norm, outputs)
-                step += 2
+                clip = folding.clip_bounds(after)
+                outputs = folding.call_folded(layer, norm, outputs, clip)
+                step += 2 if clip is None else 3
             else:
                 outputs = layer.call(outputs, training=training)
                 step += 1
