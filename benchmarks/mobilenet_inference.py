@@ -339,7 +339,8 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
                     continue
                 ratio = statistics.median(ours) / statistics.median(theirs)
                 print(
-                    f"edgelearn (NumPy) time / {peer} time, threads={result['threads']} "
+                    f"edgelearn ({result['kernels']} kernels) time / {peer} time, "
+                    f"threads={result['threads']} "
                     f"batch={batch}: {ratio:.2f}"
                 )
 

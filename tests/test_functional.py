@@ -206,11 +206,15 @@ def _folding_model(**norm_args):
     x = L.BatchNormalization(name="bn3", **norm_args)(x)
     x = L.ReLU(name="folded_relu")(x)
     x = L.ReLU(negative_slope=0.1, name="leaky")(x)  # not a clip: never folded
-    x = L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, name="depthwise_x2")(x)
+    x = L.ZeroPadding2D(((0, 1), (1, 0)), name="folded_pad")(x)  # MobileNetV2's stride-2 form
+    x = L.DepthwiseConv2D(3, strides=2, name="depthwise_s2")(x)
     x = L.BatchNormalization(name="bn4", **norm_args)(x)
     x = L.ReLU(3.0, name="folded_relu3")(x)
-    outputs = L.Dense(2)(L.Flatten()(x))
-    model = el.Model(inputs, outputs)
+    padded = L.ZeroPadding2D(1, name="pad")(x)  # read twice: copied as usual
+    x = L.DepthwiseConv2D(3, depth_multiplier=2, name="depthwise_x2")(padded)
+    x = L.BatchNormalization(name="bn5", **norm_args)(x)
+    x = L.Concatenate()([L.Flatten()(x), L.GlobalAveragePooling2D()(padded)])
+    model = el.Model(inputs, L.Dense(2)(x))
     _randomize_batch_norms(model, np.random.default_rng(1))
     return model
 
@@ -245,16 +249,21 @@ def test_predict_folds_batch_norms_into_the_convolutions_before_them(
     assert sorted(model._nodes[step].layer.name for step in model._folds) == [
         "conv",
         "depthwise",
+        "depthwise_s2",
         "depthwise_x2",
         "pointwise",
     ]
+    pads = [model._nodes[pad].layer.name for _, _, pad in model._folds.values() if pad]
+    assert pads == ["folded_pad"]
     x = np.random.default_rng(2).normal(size=(4, 12, 12, 3)).astype(np.float32)
     normalised = _count_calls(monkeypatch, L.BatchNormalization)
     relus = _count_calls(monkeypatch, L.ReLU)
+    paddings = _count_calls(monkeypatch, L.ZeroPadding2D)
     folded = model.predict(x)
-    assert not normalised  # all four ran inside their convolutions ...
+    assert not normalised  # all five ran inside their convolutions ...
     # ... and so did the clipping ReLUs that alone read them, with the convolutions' biases
     assert sorted(relus) == ["leaky", "relu6"]
+    assert paddings == ["pad"]
     folds, model._folds = model._folds, {}
     unfolded = model.predict(x)
     model._folds = folds

@@ -330,29 +330,35 @@ class DepthwiseConv2D(_BaseConv2D):
         )
         return self.activation(outputs)
 
-    def call_folded(self, inputs, scale, shift, clip=None) -> Tensor:
+    def call_folded(self, inputs, scale, shift, clip=None, pads=None) -> Tensor:
         """As :meth:`Conv2D.call_folded`; output channel ``c * M + m`` scales filter ``m`` of
-        channel ``c``. With one filter per channel and a clip, the numba kernels (where in use)
-        do it all in one pass, reading the input unpadded."""
+        channel ``c``. ``pads``: ``((top, bottom), (left, right))`` zeros around ``inputs``
+        first (a ZeroPadding2D before this layer). With one filter per channel and a clip, the
+        numba kernels (where in use) do it all in one pass over the unpadded input."""
         kernel = self.depthwise_kernel.data
         kernel = kernel * scale.reshape(kernel.shape[2:])
         bias = shift if self.bias is None else self.bias.data * scale + shift
+        n, h, w, channels = inputs.shape
+        extra = ((0, 0), (0, 0)) if pads is None else pads
+        height, width = h + sum(extra[0]), w + sum(extra[1])
+        out_hw = tuple(
+            kernels.output_length(size, k, s, self.padding)
+            for size, k, s in zip((height, width), self.kernel_size, self.strides)
+        )
+        fused = clip is not None and self.depth_multiplier == 1 and not inputs.requires_grad
+        if fused and jit.enabled(n * out_hw[0] * out_hw[1] * channels):
+            own = kernels.pad_amounts(height, width, self.kernel_size, self.strides, self.padding)
+            offsets = ((extra[0][0] + own[0][0], 0), (extra[1][0] + own[1][0], 0))
+            return Tensor(
+                jit.depthwise_conv2d_inference(
+                    inputs.data, kernel, bias, self.strides, offsets, out_hw, *clip
+                )
+            )
+        if pads is not None:
+            inputs = F.Pad2D.apply(inputs, padding=pads)
         if clip is None:
             return F.DepthwiseConv2D.apply(
                 inputs, kernel, bias, strides=self.strides, padding=self.padding
-            )
-        n, h, w, channels = inputs.shape
-        out_hw = tuple(
-            kernels.output_length(size, k, s, self.padding)
-            for size, k, s in zip((h, w), self.kernel_size, self.strides)
-        )
-        fused = self.depth_multiplier == 1 and not inputs.requires_grad
-        if fused and jit.enabled(n * out_hw[0] * out_hw[1] * channels):
-            pads = kernels.pad_amounts(h, w, self.kernel_size, self.strides, self.padding)
-            return Tensor(
-                jit.depthwise_conv2d_inference(
-                    inputs.data, kernel, bias, self.strides, pads, out_hw, *clip
-                )
             )
         outputs = F.DepthwiseConv2D.apply(
             inputs, kernel, None, strides=self.strides, padding=self.padding

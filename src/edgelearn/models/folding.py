@@ -4,8 +4,9 @@ inference.
 A BatchNormalization at inference is ``x * scale + shift`` per channel. Right after a linear
 Conv2D or DepthwiseConv2D it folds into that layer's kernel and bias, so the normalisation's
 passes over the activations (MobileNets have one after every convolution) disappear; a ReLU
-layer after it (MobileNets' ReLU6) is applied with the bias in the same pass, in place.
-Models fold only when nothing records a graph (``predict``, ``no_grad``) and ``training`` is
+layer after it (MobileNets' ReLU6) is applied with the bias in the same pass, in place, and a
+ZeroPadding2D before a depthwise convolution is read in place instead of copied (functional
+models). Models fold only when nothing records a graph (``predict``, ``no_grad``) and ``training`` is
 False, and only where each output goes to the next layer alone: training and gradients always
 see the layers as they are. The kernel is scaled on every call, so nothing is cached that could
 go stale when weights change; that pass over the kernel costs less than the normalisation's
@@ -27,7 +28,14 @@ import math
 
 from edgelearn import activations
 from edgelearn.engine import Tensor
-from edgelearn.layers import BatchNormalization, Conv2D, DepthwiseConv2D, Layer, ReLU
+from edgelearn.layers import (
+    BatchNormalization,
+    Conv2D,
+    DepthwiseConv2D,
+    Layer,
+    ReLU,
+    ZeroPadding2D,
+)
 
 
 def can_fold(layer: Layer, norm: Layer | None, rank: int) -> bool:
@@ -47,12 +55,22 @@ def clip_bounds(layer: Layer | None) -> tuple[float, float] | None:
     return 0.0, math.inf if layer.max_value is None else layer.max_value
 
 
+def folds_padding(padding: Layer, layer: Layer) -> bool:
+    """Whether ``padding``'s zeros fold into ``layer`` (a depthwise convolution reads padded
+    input in place, without the padded copy)."""
+    return type(padding) is ZeroPadding2D and type(layer) is DepthwiseConv2D
+
+
 def call_folded(
     layer: Conv2D | DepthwiseConv2D,
     norm: BatchNormalization,
     x: Tensor,
     clip: tuple[float, float] | None = None,
+    padding: ZeroPadding2D | None = None,
 ) -> Tensor:
-    """``norm(layer(x))`` at inference as one convolution, clipped to ``clip`` if given."""
+    """``norm(layer(padding(x)))`` at inference as one convolution, clipped to ``clip`` if
+    given."""
     scale, shift = norm.inference_affine(x.dtype)
-    return layer.call_folded(x, scale, shift, clip)
+    if padding is None:
+        return layer.call_folded(x, scale, shift, clip)
+    return layer.call_folded(x, scale, shift, clip, pads=padding.padding)

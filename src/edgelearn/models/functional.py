@@ -56,8 +56,8 @@ class Functional(Model):
                     "output of a layer"
                 )
         self._nodes = self._topological_nodes()
-        self._released_after = self._last_uses()
         self._folds = self._batch_norm_folds()
+        self._released_after = self._last_uses()
         input_layers = [t.node.layer for t in self.inputs]
         others: list[Layer] = []
         for node in self._nodes:
@@ -118,20 +118,27 @@ class Functional(Model):
 
     def forward(self, inputs: list[Tensor], training: bool = False) -> list[Tensor]:
         values: dict[int, Tensor] = {id(k): v for k, v in zip(self.inputs, inputs)}
-        # At inference, batch normalisations right after a convolution run inside it.
+        # At inference, batch normalisations right after a convolution run inside it (see
+        # edgelearn.models.folding), with the ReLU after them and the padding before them.
         folds = self._folds if not training and not is_grad_enabled() else {}
-        folded: set[int] = set()
+        folded = {s for steps in folds.values() for s in steps if s is not None}
         for step, node in enumerate(self._nodes):
             if step in folded:
                 continue
-            args = [values[id(t)] for t in node.input_tensors]
             if step in folds:
-                norm, relu = (None if s is None else self._nodes[s] for s in folds[step])
+                norm, relu, pad = (None if s is None else self._nodes[s] for s in folds[step])
+                source = node if pad is None else pad
                 clip = None if relu is None else folding.clip_bounds(relu.layer)
-                outputs = folding.call_folded(node.layer, norm.layer, args[0], clip)
+                outputs = folding.call_folded(
+                    node.layer,
+                    norm.layer,
+                    values[id(source.input_tensors[0])],
+                    clip,
+                    None if pad is None else pad.layer,
+                )
                 node = norm if relu is None else relu  # whose outputs these are
-                folded.update(s for s in folds[step] if s is not None)
             else:
+                args = [values[id(t)] for t in node.input_tensors]
                 outputs = node.layer.call(
                     args if isinstance(node.inputs, (list, tuple)) else args[0], training=training
                 )
@@ -143,15 +150,17 @@ class Functional(Model):
                 values.pop(key, None)
         return [values[id(t)] for t in self.outputs]
 
-    def _batch_norm_folds(self) -> dict[int, tuple[int, int | None]]:
+    def _batch_norm_folds(self) -> dict[int, tuple[int, int | None, int | None]]:
         """Steps of convolutions whose output only a foldable batch normalisation reads (see
-        :mod:`edgelearn.models.folding`), mapped to that normalisation's step and to the step
-        of a clipping ReLU that alone reads the normalisation's output (or None)."""
+        :mod:`edgelearn.models.folding`), mapped to the steps of that normalisation, of a
+        clipping ReLU that alone reads the normalisation's output (or None), and of a
+        ZeroPadding2D whose output only the convolution reads (or None)."""
         readers: dict[int, list[int]] = {}
         for step, node in enumerate(self._nodes):
             for tensor in node.input_tensors:
                 readers.setdefault(id(tensor), []).append(step)
         outputs = {id(t) for t in self.outputs}
+        steps = {id(node): step for step, node in enumerate(self._nodes)}
 
         def only_reader(node: Node) -> int | None:
             result = node.outputs[0]
@@ -160,7 +169,7 @@ class Functional(Model):
                 return None
             return reading[0]
 
-        folds: dict[int, tuple[int, int | None]] = {}
+        folds: dict[int, tuple[int, int | None, int | None]] = {}
         for step, node in enumerate(self._nodes):
             norm = only_reader(node)
             if norm is None or not folding.can_fold(
@@ -170,7 +179,15 @@ class Functional(Model):
             relu = only_reader(self._nodes[norm])
             if relu is not None and folding.clip_bounds(self._nodes[relu].layer) is None:
                 relu = None
-            folds[step] = (norm, relu)
+            source = node.input_tensors[0].node
+            pad = steps.get(id(source))
+            if (
+                pad is None
+                or only_reader(source) != step
+                or not folding.folds_padding(source.layer, node.layer)
+            ):
+                pad = None
+            folds[step] = (norm, relu, pad)
         return folds
 
     def _last_uses(self) -> list[list[int]]:
@@ -179,6 +196,10 @@ class Functional(Model):
         for step, node in enumerate(self._nodes):
             for tensor in node.input_tensors:
                 last[id(tensor)] = step
+        for step, (_, _, pad) in self._folds.items():
+            if pad is not None:  # a folded convolution reads its padding's input itself
+                for tensor in self._nodes[pad].input_tensors:
+                    last[id(tensor)] = max(last[id(tensor)], step)
         kept = {id(t) for t in self.outputs}
         released: list[list[int]] = [[] for _ in self._nodes]
         for key, step in last.items():
