@@ -4,13 +4,14 @@ Every training step and every inference call allocates its activations, gradient
 temporaries afresh and frees them at the end. With glibc's default settings, freeing that much
 at once gives the memory back to the kernel (heap trimming, or munmap for large blocks), so the
 next step page-faults it in again and the kernel zeroes every page: system time, not NumPy's.
-`import edgelearn` therefore raises glibc's mmap and trim thresholds
-(``edgelearn.engine.allocator.keep_freed_memory``), which keeps freed memory in the process for
-the next step (the resident size then stays at the peak of one step).
+A model's first run therefore raises glibc's mmap and trim thresholds
+(``edgelearn.engine.allocator``), which keeps freed memory in the process for the next step (the
+resident size then stays at the peak of one step).
 
 For each workload (codelab CNN ``train_on_batch`` at batch 64 and 512, nsfwjs MobileNetV2
-``predict_on_batch`` at batch 1 and 8) this runs child processes with glibc's defaults restored
-(``keep_freed_memory(False)``) and with edgelearn's setting, alternating, ``--rounds`` times each,
+``predict_on_batch`` at batch 1 and 8) this runs child processes with glibc's own settings
+(``keep_freed_memory(False)`` before any model runs leaves them untouched) and with edgelearn's,
+alternating, ``--rounds`` times each,
 and reports the median wall time per call with the minor page faults and system time per call.
 Only edgelearn is imported: in one process with PyTorch, as ``train_cnn.py`` and
 ``mobilenet_inference.py`` measure, the two libraries share glibc's heap.

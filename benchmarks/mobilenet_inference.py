@@ -14,10 +14,10 @@ and the medians are reported with the ratio. As in ``train_cnn.py``, each thread
 its own child process with OMP_NUM_THREADS / OPENBLAS_NUM_THREADS set and without the
 workplace's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE.
 
-``import edgelearn`` raises glibc's mmap and trim thresholds, so that memory freed after a call
-is reused by the next one instead of going back to the kernel and being faulted in (and zeroed)
-again (``edgelearn.engine.allocator``); both libraries share that heap. ``--glibc-malloc``
-restores glibc's defaults in the children, to show how much of a call that costs.
+edgelearn's first model call raises glibc's mmap and trim thresholds, so that memory freed after
+a call is reused by the next one instead of going back to the kernel and being faulted in (and
+zeroed) again (``edgelearn.engine.allocator``); both libraries share that heap.
+``--glibc-malloc`` leaves glibc's own settings in the children, to show what that is worth.
 
 Run (from the repository root, with the bench extra: ``pip install -e ".[bench]"``):
 
@@ -52,7 +52,6 @@ from edgelearn.applications import nsfwjs
 from edgelearn.engine import allocator, kernels
 
 SEED = 0
-# glibc keeps freed blocks below these sizes in the process (2 GiB, 4 GiB: everything here).
 
 
 # ------------------------------------------------------------------------------ the torch twin
@@ -291,7 +290,7 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
         "`import edgelearn` sets 4 when it loads before numpy)"
     )
     memory = (
-        "glibc's default malloc thresholds"
+        "glibc's own malloc settings"
         if args.glibc_malloc
         else "freed memory kept in the process (edgelearn's malloc thresholds)"
     )
@@ -369,7 +368,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--glibc-malloc",
         action="store_true",
-        help="restore glibc's malloc thresholds after importing edgelearn (see above)",
+        help="leave glibc's malloc settings as they are (see above)",
     )
     parser.add_argument("--check", action="store_true", help="smoke test: 2 runs, 1 warm-up")
     add_kernels_argument(parser)

@@ -30,7 +30,7 @@ from edgelearn import losses as losses_module
 from edgelearn import metrics as metrics_module
 from edgelearn import optimizers as optimizers_module
 from edgelearn import random as el_random
-from edgelearn.engine import Tensor, Variable, no_grad
+from edgelearn.engine import Tensor, Variable, allocator, no_grad
 from edgelearn.layers import Layer
 from edgelearn.layers.base import Shape, unique_name
 
@@ -128,6 +128,7 @@ class Model:
         xs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
         xs = [x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float32)) for x in xs]
         self._check_inputs([x.data for x in xs])
+        allocator.use_default()
         outputs = self.forward(xs, training=training)
         return outputs[0] if len(outputs) == 1 else outputs
 
@@ -327,6 +328,7 @@ class Model:
         variables = self.trainable_weights
         for variable in variables:
             variable.grad = None
+        allocator.use_default()
         outputs = self.forward([Tensor(np.asarray(x, dtype=np.float32)) for x in xs], training=True)
         terms = self._loss_terms(ys, outputs)
         penalties = [p for layer in self.layers for p in layer.regularization_losses()]
@@ -342,6 +344,7 @@ class Model:
         return losses, total.item() - sum(losses), [out.data for out in outputs]
 
     def _predict_lists(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+        allocator.use_default()
         with no_grad():
             outputs = self.forward([Tensor(np.asarray(x, dtype=np.float32)) for x in xs])
         return [out.data for out in outputs]

@@ -1,0 +1,147 @@
+"""What each of edgelearn's engine settings is worth, edgelearn alone, one switch at a time.
+
+The switches (see benchmarks/README.md for why each exists):
+
+- kernels: NumPy only, or the numba kernels of the ``jit`` extra (``jit.set_kernels``);
+- folding: batch norms, ReLUs and paddings folded into the convolutions at inference, or each
+  layer on its own (the private ``model._folds`` emptied: there is no public switch, folding is
+  always on where it applies);
+- OpenBLAS's idle threads: sleeping at once (OPENBLAS_THREAD_TIMEOUT=4, what ``import
+  edgelearn`` sets) or spinning as OpenBLAS does by default (28).
+
+(Keeping freed memory is measured by ``memory_reuse.py``: glibc's own settings cannot come back
+in a process once changed.)
+
+Workloads: nsfwjs' MobileNetV2 ``predict`` at batch 1 and 8, and ``train_on_batch`` of the
+TF.js codelab CNN at batch 64 and 512 on real MNIST digits. Each thread count and OpenBLAS
+setting runs in its own child process (OpenBLAS reads the variable when it starts its threads);
+inside, the variants alternate call by call and the medians are printed with the ratio to the
+default (all on). Run from the repository root after ``make test``'s setup:
+
+    python benchmarks/engine_ablation.py                  # ~5 min
+    python benchmarks/engine_ablation.py --threads 1 --workloads infer1 --rounds 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+WORKLOADS = {"infer1": 1, "infer8": 8, "train64": 64, "train512": 512}
+# Variants run inside one process: (kernels, folding).
+VARIANTS = {
+    "default": ("auto", True),
+    "NumPy kernels": ("numpy", True),
+    "no folding": ("auto", False),
+}
+
+
+def child(workload: str, threads: int, rounds: int) -> dict[str, list[float]]:
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    import edgelearn as el
+    from edgelearn.engine import jit
+
+    threadpool_limits(threads)
+    try:
+        import numba
+
+        numba.set_num_threads(threads)
+    except ImportError:
+        pass
+    batch = WORKLOADS[workload]
+    if workload.startswith("infer"):
+        from edgelearn.applications import nsfwjs
+
+        model = el.load_model(nsfwjs.extract_model())
+        x = np.random.default_rng(0).uniform(size=(batch, 224, 224, 3)).astype(np.float32)
+        folds = model._folds
+
+        def call(fold: bool) -> None:
+            model._folds = folds if fold else {}
+            model.predict(x)
+
+        calls_per_round = 1
+    else:
+        from edgelearn.demos.mnist import codelab_cnn, prepare
+
+        el.random.set_random_seed(0)
+        model = codelab_cnn()
+        model.compile(
+            optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
+        (images, labels), _ = el.datasets.mnist.load_data(source="local")
+        x, y = prepare(images[:batch]), labels[:batch]
+
+        def call(fold: bool) -> None:
+            model.train_on_batch(x, y)
+
+        calls_per_round = max(1, 2048 // batch)
+    names = [n for n in VARIANTS if workload.startswith("infer") or n != "no folding"]
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds + 1):  # round 0 warms up (and compiles the numba kernels)
+        for name, (kernels, fold) in VARIANTS.items():
+            if workload.startswith("train") and name == "no folding":
+                continue  # training never folds
+            jit.set_kernels(kernels)
+            start = time.perf_counter()
+            for _ in range(calls_per_round):
+                call(fold)
+            if round_:
+                times[name].append((time.perf_counter() - start) / calls_per_round * 1e3)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per process")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        workload, threads, rounds = args.child
+        print(json.dumps(child(workload, int(threads), int(rounds))))
+        return 0
+    print("edgelearn alone: median ms per call (predict) or per training step; ratio to default")
+    print(f"{'workload':<9} {'thr':>3}  {'variant':<30} {'median ms':>10} {'/ default':>10}")
+    for workload in args.workloads:
+        for threads in args.threads:
+            results: dict[str, Any] = {}
+            for timeout in ("4", "28"):
+                env = {**os.environ, "OPENBLAS_THREAD_TIMEOUT": timeout}
+                env.update({k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+                env["NUMBA_NUM_THREADS"] = str(threads)
+                for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+                    env.pop(variable, None)  # as train_cnn.py: they force a slower kernel
+                done = subprocess.run(
+                    [sys.executable, __file__, "--child", workload, str(threads), str(args.rounds)],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                times = json.loads(done.stdout.strip().splitlines()[-1])
+                if timeout == "4":
+                    results.update(times)
+                else:
+                    results["spinning OpenBLAS threads"] = times["default"]
+            default = statistics.median(results["default"])
+            for name, samples in results.items():
+                median = statistics.median(samples)
+                print(
+                    f"{workload:<9} {threads:>3}  {name:<30} {median:>10.1f} "
+                    f"{median / default:>9.2f}x"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
