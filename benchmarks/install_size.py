@@ -38,6 +38,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 ROWS = (  # label, requirements
     ("edgelearn core: pip install edgelearn", ("edgelearn",)),
     ("numpy alone", ("numpy",)),
+    ("edgelearn[jit] (adds numba)", ("edgelearn", "numba")),
     ("edgelearn[onnx] (adds onnx, onnxruntime)", ("edgelearn", "onnx", "onnxruntime")),
     ("onnxruntime", ("onnxruntime",)),
     ("onnx", ("onnx",)),

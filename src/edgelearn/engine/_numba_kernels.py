@@ -21,43 +21,10 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
 jit = numba.njit(parallel=True, cache=True, nogil=True)
 
-# Elementwise kernels split their arrays into blocks of this many values, one task each. Each
-# block is a slice indexed from 0: indices the compiler can prove non-negative let it drop
-# numba's negative-index wraparound and vectorise.
+# Elementwise kernels split their arrays into blocks of about this many values, one task each,
+# each a slice indexed from 0: indices the compiler can prove non-negative let it drop numba's
+# negative-index wraparound and vectorise.
 BLOCK = 1 << 15
-
-
-@jit
-def relu(x, out, mask, cap, stop, keep):
-    """``out = clip(x, 0, cap)``; if ``keep``, ``mask`` = where out is neither 0 nor ``stop``
-    (the cap, or NaN to let an infinite input without a cap pass its gradient)."""
-    size = x.size
-    zero = x.dtype.type(0)
-    for block in prange((size + BLOCK - 1) // BLOCK):
-        lo, hi = block * BLOCK, min(size, (block + 1) * BLOCK)
-        source, target = x[lo:hi], out[lo:hi]
-        for k in range(hi - lo):
-            # As np.clip: NaN fails both comparisons and passes through (written out rather
-            # than as max/min, whose NaN handling is not what this relies on).
-            v = source[k]
-            v = zero if v < zero else v  # noqa: FURB136
-            target[k] = cap if v > cap else v  # noqa: FURB136
-        if keep:
-            passed = mask[lo:hi]
-            for k in range(hi - lo):
-                passed[k] = (target[k] != zero) & (target[k] != stop)
-    return 0
-
-
-@jit
-def masked(grad, mask, out):
-    size = grad.size
-    for block in prange((size + BLOCK - 1) // BLOCK):
-        lo, hi = block * BLOCK, min(size, (block + 1) * BLOCK)
-        source, passed, target = grad[lo:hi], mask[lo:hi], out[lo:hi]
-        for k in range(hi - lo):
-            target[k] = source[k] * passed[k]
-    return 0
 
 
 @jit

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgelearn.engine import jit, kernels
+from edgelearn.engine import kernels
 from edgelearn.engine.tensor import Tensor, as_array, is_grad_enabled
 
 
@@ -238,11 +238,6 @@ class ReLU(Function):
     def forward(self, a, max_value=None, negative_slope=0.0, threshold=0.0):
         dtype = a.dtype.type
         self.slope = negative_slope
-        if not negative_slope and not threshold and jit.enabled(a.size):
-            out, passed = jit.relu(a, max_value, need_mask=self.recording)
-            if self.recording:
-                self.passed = passed
-            return out
         if not negative_slope and not threshold:
             # One clip pass keeps NaN; np.maximum does too but is ~4x slower than clip here.
             out = np.clip(a, dtype(0), dtype(np.inf if max_value is None else max_value))
@@ -264,8 +259,6 @@ class ReLU(Function):
     def backward(self, grad):
         # A multiply by the mask, as TensorFlow's ReluGrad computes it; np.where with a mask
         # that changes every element takes ~20x as long (a mispredicted branch per element).
-        if not self.slope and grad.shape == self.passed.shape and jit.enabled(grad.size):
-            return (jit.masked(grad, self.passed),)
         result = grad * self.passed
         if self.slope:
             result += grad * (self.below * grad.dtype.type(self.slope))

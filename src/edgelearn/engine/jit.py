@@ -1,22 +1,27 @@
 """Optional numba kernels for passes NumPy does slowly (the ``jit`` extra).
 
 NumPy's GEMMs already use every core through BLAS, but a depthwise convolution in NumPy is one
-pass over the whole output per kernel position, and elementwise passes such as ReLU run on one
-thread. The compiled kernels do the same arithmetic in one pass per output row, spread over the
-cores with ``numba.prange``: depthwise convolutions (forward and both gradients) and ReLU
-(forward and backward). They are compiled on first use and cached on disk (numba's
-``cache=True``; the first compilation takes a few seconds).
+pass over the whole output per kernel position, on one thread. The compiled kernels do the same
+arithmetic in one pass per output row, spread over the cores with ``numba.prange``: depthwise
+convolutions (forward and both gradients; at inference also with the folded bias and clip, over
+the unpadded input) and the in-place bias-and-clip pass of folded convolutions at inference
+(:mod:`edgelearn.models.folding`). They are compiled on first use and cached on disk (numba's
+``cache=True``; the first compilation takes a few seconds, loading numba and the cached kernels
+about 0.4 s of a process's first MobileNet prediction).
 
-Measured with ``benchmarks/mobilenet_inference.py``: see benchmarks/README.md. Kernels that did
-not beat NumPy (patch matrices, col2im, max pooling with its winners: numba did not vectorise
-their short runs of C values) are not here.
+Measured with ``benchmarks/engine_ablation.py`` (MobileNetV2 inference 1.5-1.8x faster than the
+NumPy path) and ``benchmarks/mobilenet_inference.py``; see benchmarks/README.md. Kernels that
+did not pay are not here: patch matrices, col2im and max pooling with its winners (numba did
+not vectorise their short runs of C values and they lost to NumPy), and ReLU (faster alone,
+but its pool's threads slowed the BLAS calls around it in 2-thread training).
 
-:mod:`edgelearn.engine.kernels` and :mod:`edgelearn.engine.functions` call these when
-:func:`enabled` says so: with the default ``set_kernels("auto")`` whenever numba can be imported.
-Forward results equal the NumPy path's bit for bit (the same products added in the same order,
-no fast-math); gradients that sum over many pixels (the depthwise kernel gradient) add in
-another order, so they agree to float32 rounding. The tests run both paths against the same
-references.
+:mod:`edgelearn.engine.kernels` and the convolution layers call these when :func:`enabled` says
+so: with the default ``set_kernels("auto")`` whenever numba can be imported, for arrays of
+:data:`MIN_ELEMENTS` values and more. Forward results equal the NumPy path's bit for bit (the
+same products added in the same order, no fast-math; the fused inference kernel starts from the
+bias, so it agrees to float32 rounding); gradients that sum over many pixels (the depthwise
+kernel gradient) add in another order, so they agree to float32 rounding. The tests run both
+paths against the same references.
 
 Threads: numba's own pool, sized by ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``, apart
 from BLAS's (``OPENBLAS_NUM_THREADS``, threadpoolctl).
@@ -99,24 +104,6 @@ def call(name: str, *args: Any) -> Any:
 
 # --------------------------------------------------------------------------- entry points
 # Each returns what the NumPy function of the same name in kernels.py returns.
-
-
-def relu(x: np.ndarray, max_value: float | None, need_mask: bool):
-    """``clip(x, 0, max_value)`` and, if ``need_mask``, where the gradient passes
-    (``0 < out < max_value``, or NaN)."""
-    flat = np.ascontiguousarray(x).reshape(-1)
-    out = np.empty_like(flat)
-    mask = np.empty(flat.shape if need_mask else (0,), dtype=np.bool_)
-    cap, stop = (np.inf, np.nan) if max_value is None else (max_value, max_value)
-    call("relu", flat, out, mask, x.dtype.type(cap), x.dtype.type(stop), need_mask)
-    return out.reshape(x.shape), (mask.reshape(x.shape) if need_mask else None)
-
-
-def masked(grad: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``grad * mask`` for a boolean mask of the same shape."""
-    out = np.empty(grad.shape, dtype=grad.dtype)
-    call("masked", np.ascontiguousarray(grad).reshape(-1), mask.reshape(-1), out.reshape(-1))
-    return out
 
 
 def depthwise_conv2d(xp: np.ndarray, kernel: np.ndarray, strides, out_hw) -> np.ndarray:
