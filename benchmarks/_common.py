@@ -36,7 +36,7 @@ def limit_threads(threads: int, torch: Any | None) -> Any | None:
 
 def use_kernels(choice: str) -> str:
     """Select edgelearn's kernels ("auto", "numba" or "numpy", see ``edgelearn.engine.jit``) and
-    return the ones in use. Thread counts: child_env sets NUMBA_NUM_THREADS with the others."""
+    return the ones in use (they run on the calling thread)."""
     from edgelearn.engine import jit
 
     jit.set_kernels(choice)

@@ -6,8 +6,8 @@ The switches (see benchmarks/README.md for why each exists):
 - folding: batch norms, ReLUs and paddings folded into the convolutions at inference, or each
   layer on its own (the private ``model._folds`` emptied: there is no public switch, folding is
   always on where it applies);
-- OpenBLAS's idle threads: sleeping at once (OPENBLAS_THREAD_TIMEOUT=4, what ``import
-  edgelearn`` sets) or spinning as OpenBLAS does by default (28).
+- OpenBLAS's idle threads: spinning for ~0.1 s after each GEMM as OpenBLAS does by default, or
+  sleeping at once (OPENBLAS_THREAD_TIMEOUT=4, which edgelearn does not set: see the README).
 
 (Keeping freed memory is measured by ``memory_reuse.py``: glibc's own settings cannot come back
 in a process once changed.)
@@ -50,12 +50,6 @@ def child(workload: str, threads: int, rounds: int) -> dict[str, list[float]]:
     from edgelearn.engine import jit
 
     threadpool_limits(threads)
-    try:
-        import numba
-
-        numba.set_num_threads(threads)
-    except ImportError:
-        pass
     batch = WORKLOADS[workload]
     if workload.startswith("infer"):
         from edgelearn.applications import nsfwjs
@@ -115,10 +109,12 @@ def main() -> int:
     for workload in args.workloads:
         for threads in args.threads:
             results: dict[str, Any] = {}
-            for timeout in ("4", "28"):
-                env = {**os.environ, "OPENBLAS_THREAD_TIMEOUT": timeout}
+            for timeout in (None, "4"):
+                env = dict(os.environ)
+                env.pop("OPENBLAS_THREAD_TIMEOUT", None)
+                if timeout:
+                    env["OPENBLAS_THREAD_TIMEOUT"] = timeout
                 env.update({k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
-                env["NUMBA_NUM_THREADS"] = str(threads)
                 for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
                     env.pop(variable, None)  # as train_cnn.py: they force a slower kernel
                 done = subprocess.run(
@@ -129,10 +125,10 @@ def main() -> int:
                     check=True,
                 )
                 times = json.loads(done.stdout.strip().splitlines()[-1])
-                if timeout == "4":
+                if timeout is None:
                     results.update(times)
                 else:
-                    results["spinning OpenBLAS threads"] = times["default"]
+                    results["OPENBLAS_THREAD_TIMEOUT=4"] = times["default"]
             default = statistics.median(results["default"])
             for name, samples in results.items():
                 median = statistics.median(samples)

@@ -224,6 +224,7 @@ def child(args: argparse.Namespace) -> int:
         "torch_version": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "kernels": kernels_used,
+        "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
     }
     with open(args.child_output, "w", encoding="utf-8") as f:
         json.dump(result, f)
@@ -284,10 +285,9 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
             f"torch threads {result['torch_threads'] or 'n/a'}; "
             f"edgelearn kernels {result['kernels']}"
         )
-    timeout = child_env(1, keep_openblas_env=False)["OPENBLAS_THREAD_TIMEOUT"]
     print(
-        f"env:      OPENBLAS_THREAD_TIMEOUT={timeout} (idle OpenBLAS threads sleep at once; "
-        "`import edgelearn` sets 4 when it loads before numpy)"
+        "env:      OPENBLAS_THREAD_TIMEOUT="
+        f"{first['openblas_thread_timeout'] or 'unset (OpenBLAS default: idle threads spin)'}"
     )
     memory = (
         "glibc's own malloc settings"

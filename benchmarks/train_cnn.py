@@ -282,11 +282,8 @@ def child(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ parent: report
 def child_env(threads: int, keep_openblas_env: bool) -> dict[str, str]:
     env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
-    # What `import edgelearn` sets when it comes before numpy (see src/edgelearn/__init__.py);
-    # here numpy loads first. PyTorch does not use OpenBLAS.
-    env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     if not keep_openblas_env:
         for name in OPENBLAS_OVERRIDES:
             env.pop(name, None)
@@ -374,8 +371,7 @@ def print_header(args: argparse.Namespace, results: list[dict[str, Any]]) -> Non
         )
     timeout = results[0]["env"].get("OPENBLAS_THREAD_TIMEOUT")
     print(
-        f"env:      OPENBLAS_THREAD_TIMEOUT={timeout} (idle OpenBLAS threads sleep at once; "
-        "`import edgelearn` sets 4 when it loads before numpy)"
+        f"env:      OPENBLAS_THREAD_TIMEOUT={timeout or 'unset (OpenBLAS default: idle threads spin)'}"
     )
     print(
         f"method:   {args.steps} steps per measurement, {args.repeats} rounds of edgelearn then "

@@ -1,6 +1,5 @@
 """The names the issues promise users reach from `import edgelearn as el`."""
 
-import os
 import subprocess
 import sys
 
@@ -30,30 +29,5 @@ def test_core_import_needs_no_optional_package():
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    # The depthwise convolution and ReLU ran on the NumPy path: numba is an optional extra.
+    # The depthwise convolution ran on the NumPy path: numba is an optional extra.
     assert result.stdout.strip() == "(1, 1) False"
-
-
-def _openblas_timeout_after(code: str, **env: str) -> str:
-    """OPENBLAS_THREAD_TIMEOUT as the environment and as numpy's OpenBLAS see it after code."""
-    environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    environment.update(env)
-    code += (
-        "\nimport os\nfrom edgelearn.engine import blas\n"
-        "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'),"
-        " [lib.openblas_thread_timeout() for lib in blas.openblas_libraries()])"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=environment, check=True
-    )
-    return result.stdout.strip()
-
-
-def test_importing_edgelearn_lets_idle_openblas_threads_sleep():
-    assert _openblas_timeout_after("import edgelearn") == "4 [4]"
-    # numpy first: OpenBLAS has read the default already, and is made to read it again.
-    assert _openblas_timeout_after("import numpy\nimport edgelearn") == "4 [4]"
-    # A value the user chose stays.
-    assert _openblas_timeout_after("import edgelearn", OPENBLAS_THREAD_TIMEOUT="12") == "12 [12]"
-    numpy_first = "import numpy\nimport edgelearn"
-    assert _openblas_timeout_after(numpy_first, OPENBLAS_THREAD_TIMEOUT="12") == "12 [12]"

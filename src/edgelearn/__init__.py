@@ -11,7 +11,6 @@ Example:
     (3, 1)
 """
 
-from edgelearn import _process  # noqa: F401  isort: skip  (first: before numpy loads)
 from edgelearn import (
     activations,
     callbacks,

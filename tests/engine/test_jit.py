@@ -10,8 +10,8 @@ import threading
 import numpy as np
 import pytest
 
-from edgelearn.engine import jit, kernels
 from edgelearn.engine import functions as F
+from edgelearn.engine import jit, kernels
 
 pytest.importorskip("numba")
 rng = np.random.default_rng(7)
@@ -82,8 +82,7 @@ def test_depthwise_gradients_are_computed_only_when_needed():
 
 
 def test_kernels_launched_from_many_threads_at_once():
-    # A web server predicts from worker threads; numba's workqueue layer would abort the
-    # process on concurrent launches without the lock in jit.call.
+    # A web server predicts from worker threads: the kernels release the GIL, share nothing.
     jit.set_kernels("numba")
     xp = rng.normal(size=(2, 30, 30, 8)).astype(np.float32)
     kernel = rng.normal(size=(3, 3, 8, 1)).astype(np.float32)

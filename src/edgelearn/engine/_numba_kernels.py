@@ -1,25 +1,19 @@
 """The compiled kernels behind :mod:`edgelearn.engine.jit` (imported only when numba is present).
 
-Layouts are NHWC and C-contiguous; every kernel writes into arrays its caller allocated. Loops
-run ``prange`` over independent output rows, so no two threads write the same element, and the
-innermost loop runs over contiguous channels, which LLVM vectorises.
+Layouts are NHWC and C-contiguous; every kernel writes into arrays its caller allocated, and the
+innermost loop runs over contiguous channels, which LLVM vectorises. The kernels run on the
+calling thread (numba's ``nogil``: several threads may run them at once): the numba thread pool
+was tried and dropped, because its threads and OpenBLAS's, which spin for ~0.1 s after every
+GEMM, took the cores from each other (MobileNetV2 inference on 2 threads ran 11-13x slower,
+benchmarks/README.md), and the fix on OpenBLAS's side (a short OPENBLAS_THREAD_TIMEOUT) cost
+2-thread training up to 25%.
 """
 
 from __future__ import annotations
 
-import os
-
 import numba
-from numba import prange
 
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    # numba prefers GNU OpenMP when it finds it, whose idle threads spin for a while after each
-    # kernel and take the cores OpenBLAS's GEMMs need next: training the codelab CNN ran 5x
-    # slower. The workqueue layer's threads sleep. It is chosen at numba's first parallel launch,
-    # so this does nothing if the process already ran one; NUMBA_THREADING_LAYER overrides it.
-    numba.config.THREADING_LAYER = "workqueue"
-
-jit = numba.njit(parallel=True, cache=True, nogil=True)
+jit = numba.njit(cache=True, nogil=True)
 
 # Elementwise kernels split their arrays into blocks of about this many values, one task each,
 # each a slice indexed from 0: indices the compiler can prove non-negative let it drop numba's
@@ -32,7 +26,7 @@ def depthwise(xp, kernel, sh, sw, out):
     n, oh, ow, c, m = out.shape
     kh, kw = kernel.shape[0], kernel.shape[1]
     zero = out.dtype.type(0)
-    for row in prange(n * oh):
+    for row in range(n * oh):
         b, y = row // oh, row % oh
         target = out[b, y]
         for xo in range(ow):
@@ -55,7 +49,7 @@ def depthwise_backprop_input(grad, kernel, sh, sw, out):
     hp, wp = out.shape[1], out.shape[2]
     kh, kw = kernel.shape[0], kernel.shape[1]
     zero = out.dtype.type(0)
-    for task in prange(n * hp):
+    for task in range(n * hp):
         b, yy = task // hp, task % hp
         target = out[b, yy]
         for xx in range(wp):
@@ -79,8 +73,9 @@ def depthwise_backprop_input(grad, kernel, sh, sw, out):
 
 
 def n_parts(rows: int) -> int:
-    """How many partial sums the kernel gradient of a depthwise convolution keeps."""
-    return min(rows, 4 * numba.get_num_threads())
+    """How many partial sums the kernel gradient of a depthwise convolution keeps: sums over
+    fewer terms each lose less to float32 rounding."""
+    return min(rows, 8)
 
 
 @jit
@@ -89,7 +84,7 @@ def depthwise_backprop_kernel(grad, xp, sh, sw, parts):
     kh, kw = parts.shape[1], parts.shape[2]
     count = parts.shape[0]
     rows = n * oh
-    for part in prange(count):
+    for part in range(count):
         acc = parts[part]
         for row in range(part * rows // count, (part + 1) * rows // count):
             b, y = row // oh, row % oh
@@ -110,7 +105,7 @@ def depthwise1(xp, kernel, sh, sw, out):
     n, oh, ow, c = out.shape
     kh, kw = kernel.shape[0], kernel.shape[1]
     zero = out.dtype.type(0)
-    for row in prange(n * oh):
+    for row in range(n * oh):
         b, y = row // oh, row % oh
         target = out[b, y]
         for xo in range(ow):
@@ -131,7 +126,7 @@ def depthwise1_backprop_input(grad, kernel, sh, sw, out):
     hp, wp = out.shape[1], out.shape[2]
     kh, kw = kernel.shape[0], kernel.shape[1]
     zero = out.dtype.type(0)
-    for task in prange(n * hp):
+    for task in range(n * hp):
         b, yy = task // hp, task % hp
         target = out[b, yy]
         for xx in range(wp):
@@ -158,7 +153,7 @@ def depthwise1_backprop_kernel(grad, xp, sh, sw, parts):
     kh, kw = parts.shape[1], parts.shape[2]
     count = parts.shape[0]
     rows = n * oh
-    for part in prange(count):
+    for part in range(count):
         acc = parts[part]
         for row in range(part * rows // count, (part + 1) * rows // count):
             b, y = row // oh, row % oh
@@ -178,7 +173,7 @@ def bias_clip(out, bias, low, high):
     """``out = clip(out + bias, low, high)`` in place, for a (rows, C) ``out``."""
     rows = out.shape[0]
     rows_per_block = max(1, BLOCK // out.shape[1])
-    for block in prange((rows + rows_per_block - 1) // rows_per_block):
+    for block in range((rows + rows_per_block - 1) // rows_per_block):
         part = out[block * rows_per_block : min(rows, (block + 1) * rows_per_block)]
         for r in range(part.shape[0]):
             row = part[r]
@@ -197,7 +192,7 @@ def depthwise1_inference(x, kernel, bias, sh, sw, top, left, low, high, out):
     n, h, w, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
     kh, kw = kernel.shape[0], kernel.shape[1]
-    for row in prange(n * oh):
+    for row in range(n * oh):
         b = row // oh
         y = row - b * oh
         target = out[b, y]

@@ -1,9 +1,8 @@
 """Optional numba kernels for passes NumPy does slowly (the ``jit`` extra).
 
 NumPy's GEMMs already use every core through BLAS, but a depthwise convolution in NumPy is one
-pass over the whole output per kernel position, on one thread. The compiled kernels do the same
-arithmetic in one pass per output row, spread over the cores with ``numba.prange``: depthwise
-convolutions (forward and both gradients; at inference also with the folded bias and clip, over
+pass over the whole output per kernel position. The compiled kernels do the same arithmetic in
+one pass, output row by output row, on the calling thread: depthwise convolutions (forward and both gradients; at inference also with the folded bias and clip, over
 the unpadded input) and the in-place bias-and-clip pass of folded convolutions at inference
 (:mod:`edgelearn.models.folding`). They are compiled on first use and cached on disk (numba's
 ``cache=True``; the first compilation takes a few seconds, loading numba and the cached kernels
@@ -12,8 +11,9 @@ about 0.4 s of a process's first MobileNet prediction).
 Measured with ``benchmarks/engine_ablation.py`` (MobileNetV2 inference 1.5-1.8x faster than the
 NumPy path) and ``benchmarks/mobilenet_inference.py``; see benchmarks/README.md. Kernels that
 did not pay are not here: patch matrices, col2im and max pooling with its winners (numba did
-not vectorise their short runs of C values and they lost to NumPy), and ReLU (faster alone,
-but its pool's threads slowed the BLAS calls around it in 2-thread training).
+not vectorise their short runs of C values and they lost to NumPy), ReLU (faster alone, but
+its pool's threads slowed the BLAS calls around it in 2-thread training), and numba's thread
+pool itself (see ``_numba_kernels``).
 
 :mod:`edgelearn.engine.kernels` and the convolution layers call these when :func:`enabled` says
 so: with the default ``set_kernels("auto")`` whenever numba can be imported, for arrays of
@@ -22,9 +22,6 @@ same products added in the same order, no fast-math; the fused inference kernel 
 bias, so it agrees to float32 rounding); gradients that sum over many pixels (the depthwise
 kernel gradient) add in another order, so they agree to float32 rounding. The tests run both
 paths against the same references.
-
-Threads: numba's own pool, sized by ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``, apart
-from BLAS's (``OPENBLAS_NUM_THREADS``, threadpoolctl).
 
 Example:
     >>> from edgelearn.engine import jit
@@ -36,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -46,9 +42,6 @@ KERNEL_CHOICES = ("auto", "numba", "numpy")
 _choice = "auto"
 _module: Any = None  # the compiled kernels (_numba_kernels), once imported
 _import_error: str | None = None
-# numba's workqueue threading layer (used when no OpenMP or TBB is found) aborts the process if
-# two threads launch parallel kernels at once, as a web server's worker threads would.
-_launch = threading.Lock()
 
 
 def set_kernels(choice: str) -> None:
@@ -97,9 +90,8 @@ def _load() -> Any:
 
 
 def call(name: str, *args: Any) -> Any:
-    """Run the compiled kernel ``name`` with ``args`` (one launch at a time per process)."""
-    with _launch:
-        return getattr(_module, name)(*args)
+    """Run the compiled kernel ``name`` with ``args``."""
+    return getattr(_module, name)(*args)
 
 
 # --------------------------------------------------------------------------- entry points
