@@ -21,85 +21,14 @@ jit = numba.njit(cache=True, nogil=True)
 BLOCK = 1 << 15
 
 
-@jit
-def depthwise(xp, kernel, sh, sw, out):
-    n, oh, ow, c, m = out.shape
-    kh, kw = kernel.shape[0], kernel.shape[1]
-    zero = out.dtype.type(0)
-    for row in range(n * oh):
-        b, y = row // oh, row % oh
-        target = out[b, y]
-        for xo in range(ow):
-            for ch in range(c):
-                for f in range(m):
-                    target[xo, ch, f] = zero
-            # Kernel positions in row-major order, as the NumPy path adds them.
-            for i in range(kh):
-                for j in range(kw):
-                    source = xp[b, y * sh + i, xo * sw + j]
-                    for ch in range(c):
-                        for f in range(m):
-                            target[xo, ch, f] += source[ch] * kernel[i, j, ch, f]
-    return 0
-
-
-@jit
-def depthwise_backprop_input(grad, kernel, sh, sw, out):
-    n, oh, ow, c, m = grad.shape
-    hp, wp = out.shape[1], out.shape[2]
-    kh, kw = kernel.shape[0], kernel.shape[1]
-    zero = out.dtype.type(0)
-    for task in range(n * hp):
-        b, yy = task // hp, task % hp
-        target = out[b, yy]
-        for xx in range(wp):
-            for ch in range(c):
-                target[xx, ch] = zero
-        for i in range(kh):
-            if (yy - i) % sh != 0:
-                continue
-            y = (yy - i) // sh
-            if y < 0 or y >= oh:
-                continue
-            for xo in range(ow):
-                for j in range(kw):
-                    xx = xo * sw + j
-                    for ch in range(c):
-                        total = zero
-                        for f in range(m):
-                            total += grad[b, y, xo, ch, f] * kernel[i, j, ch, f]
-                        target[xx, ch] += total
-    return 0
-
-
 def n_parts(rows: int) -> int:
     """How many partial sums the kernel gradient of a depthwise convolution keeps: sums over
     fewer terms each lose less to float32 rounding."""
     return min(rows, 8)
 
 
-@jit
-def depthwise_backprop_kernel(grad, xp, sh, sw, parts):
-    n, oh, ow, c, m = grad.shape
-    kh, kw = parts.shape[1], parts.shape[2]
-    count = parts.shape[0]
-    rows = n * oh
-    for part in range(count):
-        acc = parts[part]
-        for row in range(part * rows // count, (part + 1) * rows // count):
-            b, y = row // oh, row % oh
-            for i in range(kh):
-                for j in range(kw):
-                    for xo in range(ow):
-                        source = xp[b, y * sh + i, xo * sw + j]
-                        for ch in range(c):
-                            for f in range(m):
-                                acc[i, j, ch, f] += source[ch] * grad[b, y, xo, ch, f]
-    return 0
-
-
-# One filter per channel (M == 1, as in MobileNets): the same loops over (N, OH, OW, C) arrays,
-# whose innermost loop over contiguous channels vectorises.
+# Depthwise convolutions with one filter per channel (depth multiplier 1, as in MobileNets), on
+# (N, H, W, C) arrays; other multipliers stay on the NumPy path.
 @jit
 def depthwise1(xp, kernel, sh, sw, out):
     n, oh, ow, c = out.shape

@@ -99,52 +99,36 @@ def call(name: str, *args: Any) -> Any:
 
 
 def depthwise_conv2d(xp: np.ndarray, kernel: np.ndarray, strides, out_hw) -> np.ndarray:
+    """``kernels.depthwise_conv2d`` for a depth multiplier of 1."""
     n, c = xp.shape[0], xp.shape[3]
-    kh, kw, _, m = kernel.shape
+    kh, kw = kernel.shape[:2]
     dtype = np.result_type(xp, kernel)
-    out = np.empty((n, out_hw[0], out_hw[1], c, m), dtype=dtype)
-    xp = np.ascontiguousarray(xp, dtype=dtype)
-    kernel = np.ascontiguousarray(kernel, dtype=dtype)
-    if m == 1:
-        call("depthwise1", xp, kernel.reshape(kh, kw, c), *strides, out.reshape(out.shape[:4]))
-    else:
-        call("depthwise", xp, kernel, *strides, out)
+    out = np.empty((n, out_hw[0], out_hw[1], c, 1), dtype=dtype)
+    call(
+        "depthwise1",
+        np.ascontiguousarray(xp, dtype=dtype),
+        np.ascontiguousarray(kernel, dtype=dtype).reshape(kh, kw, c),
+        *strides,
+        out.reshape(out.shape[:4]),
+    )
     return out
 
 
 def depthwise_conv2d_backward(grad, xp, kernel, strides, need_input: bool, need_kernel: bool):
-    n, oh, ow, c, m = grad.shape
+    """``kernels.depthwise_conv2d_backward`` for a depth multiplier of 1."""
+    n, oh, ow, c, _ = grad.shape
     kh, kw = kernel.shape[:2]
-    grad = np.ascontiguousarray(grad, dtype=xp.dtype)
-    kernel = np.ascontiguousarray(kernel, dtype=xp.dtype)
+    grad = np.ascontiguousarray(grad, dtype=xp.dtype).reshape(n, oh, ow, c)
     grad_xp = grad_kernel = None
     if need_input:
         grad_xp = np.empty(xp.shape, dtype=xp.dtype)
-        if m == 1:
-            call(
-                "depthwise1_backprop_input",
-                grad.reshape(n, oh, ow, c),
-                kernel.reshape(kh, kw, c),
-                *strides,
-                grad_xp,
-            )
-        else:
-            call("depthwise_backprop_input", grad, kernel, *strides, grad_xp)
+        weights = np.ascontiguousarray(kernel, dtype=xp.dtype).reshape(kh, kw, c)
+        call("depthwise1_backprop_input", grad, weights, *strides, grad_xp)
     if need_kernel:
-        # Partial sums over bands of output rows, one band per task, added up at the end.
-        parts = np.zeros((_module.n_parts(n * oh), *kernel.shape), dtype=kernel.dtype)
-        xp = np.ascontiguousarray(xp)
-        if m == 1:
-            call(
-                "depthwise1_backprop_kernel",
-                grad.reshape(n, oh, ow, c),
-                xp,
-                *strides,
-                parts.reshape(parts.shape[:4]),
-            )
-        else:
-            call("depthwise_backprop_kernel", grad, xp, *strides, parts)
-        grad_kernel = parts.sum(axis=0)
+        # Partial sums over bands of output rows, added up at the end.
+        parts = np.zeros((_module.n_parts(n * oh), kh, kw, c), dtype=kernel.dtype)
+        call("depthwise1_backprop_kernel", grad, np.ascontiguousarray(xp), *strides, parts)
+        grad_kernel = parts.sum(axis=0).reshape(kernel.shape)
     return grad_xp, grad_kernel
 
 

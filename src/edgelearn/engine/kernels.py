@@ -358,7 +358,7 @@ def depthwise_conv2d(xp: np.ndarray, kernel: np.ndarray, strides, out_hw) -> np.
     is computed a block at a time (rows of one image, or whole small images), each kernel
     position a multiply into a small reused buffer and an in-place add.
     """
-    if jit.enabled(xp.shape[0] * out_hw[0] * out_hw[1] * kernel.shape[2] * kernel.shape[3]):
+    if kernel.shape[3] == 1 and jit.enabled(xp.shape[0] * out_hw[0] * out_hw[1] * xp.shape[3]):
         return jit.depthwise_conv2d(xp, kernel, strides, out_hw)
     n, c = xp.shape[0], xp.shape[3]
     kh, kw, _, m = kernel.shape
@@ -393,7 +393,7 @@ def depthwise_conv2d_backward(
 
     Returns the gradient w.r.t. the padded input (or None) and w.r.t. the kernel (or None).
     """
-    if jit.enabled(grad.size):
+    if kernel.shape[3] == 1 and jit.enabled(grad.size):
         return jit.depthwise_conv2d_backward(grad, xp, kernel, strides, need_input, need_kernel)
     n, oh, ow, c, m = grad.shape
     kh, kw = kernel.shape[:2]
