@@ -5,6 +5,8 @@ that sum over many pixels agree to float32 rounding. The NumPy path itself is ch
 finite differences and TensorFlow.js elsewhere; ``test_fast_paths.py`` runs under both paths.
 """
 
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -159,3 +161,30 @@ def test_bias_clip_matches_numpy():
     expected = np.clip(out + bias, 0, 6)
     jit.bias_clip_(out, bias, 0, 6)
     np.testing.assert_array_equal(out, expected)
+
+
+def test_a_numba_that_cannot_compile_here_leaves_the_numpy_path():
+    # numba raises RuntimeError at decoration when it has nowhere to write its cache.
+    code = (
+        "import sys, types\n"
+        "numba = types.ModuleType('numba')\n"
+        "def njit(**options):\n"
+        "    raise RuntimeError('cannot cache function: no locator available')\n"
+        "numba.njit = njit\n"
+        "sys.modules['numba'] = numba\n"
+        "import numpy as np\n"
+        "import edgelearn as el\n"
+        "from edgelearn.engine import jit\n"
+        "model = el.Sequential([el.layers.Input((40, 40, 64)), el.layers.DepthwiseConv2D(3)])\n"
+        "print(model.predict(np.ones((1, 40, 40, 64))).shape, jit.enabled())\n"
+        "try:\n"
+        "    jit.set_kernels('numba')\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    shape_and_state, message = result.stdout.strip().splitlines()
+    assert shape_and_state == "(1, 38, 38, 64) False"
+    assert "RuntimeError: cannot cache function" in message and "edgelearn[jit]" in message

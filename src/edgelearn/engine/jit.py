@@ -82,8 +82,10 @@ def _load() -> Any:
     if _module is None and _import_error is None:
         try:
             from edgelearn.engine import _numba_kernels
-        except ImportError as error:  # numba missing, or a numba that cannot load here
-            _import_error = str(error)
+        # numba missing, or a numba that cannot work here (e.g. nowhere writable for its cache,
+        # which it reports with a RuntimeError): the NumPy path serves instead.
+        except Exception as error:  # noqa: BLE001
+            _import_error = f"{type(error).__name__}: {error}"
         else:
             _module = _numba_kernels
     return _module
