@@ -44,12 +44,12 @@ VARIANTS = {
 
 def child(workload: str, threads: int, rounds: int) -> dict[str, list[float]]:
     import numpy as np
-    from threadpoolctl import threadpool_limits
+    from _common import limit_threads
 
     import edgelearn as el
     from edgelearn.engine import jit
 
-    threadpool_limits(threads)
+    limit_threads(threads, None)  # OPENBLAS_NUM_THREADS already set; threadpoolctl if present
     batch = WORKLOADS[workload]
     if workload.startswith("infer"):
         from edgelearn.applications import nsfwjs

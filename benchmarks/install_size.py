@@ -3,7 +3,8 @@
 The issue's target is under 80 MB for the core install (edgelearn and its one dependency, numpy).
 
 - edgelearn itself is measured from a real install: its wheel is built from a copy of this
-  checkout (``pip wheel --no-deps --no-build-isolation``) and installed with
+  checkout (``pip wheel --no-deps``, without build isolation where the installed setuptools
+  can build it) and installed with
   ``pip install --no-deps --target`` into an empty folder, as pip would put it into a fresh
   virtualenv's site-packages (byte-compiled ``.pyc`` files included), then that folder is summed.
 - Every other package is measured where it is installed already (this virtualenv): the files
@@ -101,10 +102,13 @@ def edgelearn_install_bytes() -> tuple[int, int]:
         )
         wheels, target = pathlib.Path(temp) / "wheels", pathlib.Path(temp) / "site-packages"
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-        subprocess.run(
-            [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
-            check=True,
-        )
+        build = [*pip, "wheel", "--no-deps", "-w", str(wheels), str(source)]
+        # Offline with the environment's setuptools first; where that one is too old for
+        # pyproject.toml (a fresh virtualenv's), with the setuptools it asks for from PyPI.
+        if subprocess.run(
+            [*build, "--no-build-isolation"], capture_output=True, check=False
+        ).returncode:
+            subprocess.run(build, check=True)
         (wheel,) = wheels.glob("edgelearn-*.whl")
         subprocess.run(
             [*pip, "install", "--no-deps", "--no-index", "--target", str(target), str(wheel)],

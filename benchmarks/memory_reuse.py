@@ -65,11 +65,11 @@ def make_call(kind: str, batch: int):
 
 
 def child(workload: str, calls: int, keep_freed: bool) -> None:
-    from threadpoolctl import threadpool_limits
+    from _common import limit_threads
 
     from edgelearn.engine import allocator
 
-    threadpool_limits(1)
+    limit_threads(1, None)  # OPENBLAS_NUM_THREADS=1 is set already; threadpoolctl if present
     allocator.keep_freed_memory(keep_freed)
     call = make_call(*WORKLOADS[workload])
     for _ in range(3):
