@@ -371,7 +371,8 @@ def print_header(args: argparse.Namespace, results: list[dict[str, Any]]) -> Non
         )
     timeout = results[0]["env"].get("OPENBLAS_THREAD_TIMEOUT")
     print(
-        f"env:      OPENBLAS_THREAD_TIMEOUT={timeout or 'unset (OpenBLAS default: idle threads spin)'}"
+        "env:      OPENBLAS_THREAD_TIMEOUT="
+        f"{timeout or 'unset (OpenBLAS default: idle threads spin)'}"
     )
     print(
         f"method:   {args.steps} steps per measurement, {args.repeats} rounds of edgelearn then "

@@ -2,11 +2,12 @@
 
 NumPy's GEMMs already use every core through BLAS, but a depthwise convolution in NumPy is one
 pass over the whole output per kernel position. The compiled kernels do the same arithmetic in
-one pass, output row by output row, on the calling thread: depthwise convolutions (forward and both gradients; at inference also with the folded bias and clip, over
-the unpadded input) and the in-place bias-and-clip pass of folded convolutions at inference
-(:mod:`edgelearn.models.folding`). They are compiled on first use and cached on disk (numba's
-``cache=True``; the first compilation takes a few seconds, loading numba and the cached kernels
-about 0.4 s of a process's first MobileNet prediction).
+one pass, output row by output row, on the calling thread: depthwise convolutions with one
+filter per channel (forward and both gradients; at inference also with the folded bias and
+clip, over the unpadded input) and the in-place bias-and-clip pass of folded convolutions at
+inference (:mod:`edgelearn.models.folding`). They are compiled on first use and cached on disk
+(numba's ``cache=True``; the first compilation takes a few seconds, loading numba and the cached
+kernels about 0.4 s of a process's first MobileNet prediction).
 
 Measured with ``benchmarks/engine_ablation.py`` (MobileNetV2 inference 1.5-1.8x faster than the
 NumPy path) and ``benchmarks/mobilenet_inference.py``; see benchmarks/README.md. Kernels that

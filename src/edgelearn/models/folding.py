@@ -1,17 +1,16 @@
-"""Batch normalisation (and a ReLU after it) folded into the convolution before them, at
-inference.
+"""Batch normalisation (and a ReLU after it) folded into the convolution before them, at inference.
 
 A BatchNormalization at inference is ``x * scale + shift`` per channel. Right after a linear
 Conv2D or DepthwiseConv2D it folds into that layer's kernel and bias, so the normalisation's
 passes over the activations (MobileNets have one after every convolution) disappear; a ReLU
 layer after it (MobileNets' ReLU6) is applied with the bias in the same pass, in place, and a
 ZeroPadding2D before a depthwise convolution is read in place instead of copied (functional
-models). Models fold only when nothing records a graph (``predict``, ``no_grad``) and ``training`` is
-False, and only where each output goes to the next layer alone: training and gradients always
-see the layers as they are. The kernel is scaled on every call, so nothing is cached that could
-go stale when weights change; that pass over the kernel costs less than the normalisation's
-passes over the output even where the kernel is the larger (MobileNetV2's last layers at batch
-1). Measured on nsfwjs' MobileNetV2 (benchmarks/README.md).
+models). Models fold only when nothing records a graph (``predict``, ``no_grad``) and
+``training`` is False, and only where each output goes to the next layer alone: training and
+gradients always see the layers as they are. The kernel is scaled on every call, so nothing is
+cached that could go stale when weights change; that pass over the kernel costs less than the
+normalisation's passes over the output even where the kernel is the larger (MobileNetV2's last
+layers at batch 1). Measured on nsfwjs' MobileNetV2 (benchmarks/README.md).
 
 Example:
     >>> import numpy as np
