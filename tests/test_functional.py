@@ -287,3 +287,13 @@ def test_batch_norms_stay_apart_where_folding_would_change_the_result():
         [relu_norm, L.Add()([shared_norm, shared]), channels_first, exposed, exposed_norm],
     )
     assert model._folds == {}
+
+
+def test_folded_call_with_a_clip_refuses_a_recorded_graph():
+    # The clip runs in place on the convolution's output, where a graph would not see it.
+    layer = L.Conv2D(2, 1)
+    layer(np.zeros((1, 3, 3, 2), dtype=np.float32))
+    x = el.engine.Tensor(np.ones((1, 3, 3, 2), dtype=np.float32), requires_grad=True)
+    ones = np.ones(2, dtype=np.float32)
+    with pytest.raises(RuntimeError, match="inference only"):
+        layer.call_folded(x, ones, ones, clip=(0.0, 6.0))

@@ -690,6 +690,7 @@ class MinN(MaxN):
 
 
 def inverse_std(variance: np.ndarray, epsilon: float, dtype: Any) -> np.ndarray:
+    """``1 / sqrt(variance + epsilon)`` in ``dtype``: batch normalisation's per-feature scale."""
     return (1 / np.sqrt(variance + np.dtype(dtype).type(epsilon))).astype(dtype)
 
 

@@ -140,6 +140,10 @@ class _BaseConv2D(Layer):
     def _bias_weight(self, size: int) -> Any:
         return self.add_weight("bias", (size,), self.bias_initializer) if self.use_bias else None
 
+    def _folded_bias(self, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """The bias of this layer followed by ``* scale + shift`` (see ``call_folded``)."""
+        return shift if self.bias is None else self.bias.data * scale + shift
+
     def _window_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
@@ -231,7 +235,7 @@ class Conv2D(_BaseConv2D):
         shift folded into the kernel and bias, bias and clip in one pass. Inference only; for
         a linear activation (see :mod:`edgelearn.models.folding`)."""
         kernel = self.kernel.data * scale
-        bias = shift if self.bias is None else self.bias.data * scale + shift
+        bias = self._folded_bias(scale, shift)
         if clip is None:
             return F.Conv2D.apply(inputs, kernel, bias, strides=self.strides, padding=self.padding)
         outputs = F.Conv2D.apply(inputs, kernel, None, strides=self.strides, padding=self.padding)
@@ -337,7 +341,7 @@ class DepthwiseConv2D(_BaseConv2D):
         numba kernels (where in use) do it all in one pass over the unpadded input."""
         kernel = self.depthwise_kernel.data
         kernel = kernel * scale.reshape(kernel.shape[2:])
-        bias = shift if self.bias is None else self.bias.data * scale + shift
+        bias = self._folded_bias(scale, shift)
         n, h, w, channels = inputs.shape
         extra = ((0, 0), (0, 0)) if pads is None else pads
         height, width = h + sum(extra[0]), w + sum(extra[1])
