@@ -12,6 +12,7 @@ benchmarks/README.md), and the fix on OpenBLAS's side (a short OPENBLAS_THREAD_T
 from __future__ import annotations
 
 import numba
+import numpy as np
 
 jit = numba.njit(cache=True, nogil=True)
 
@@ -144,4 +145,55 @@ def depthwise1_inference(x, kernel, bias, sh, sw, top, left, low, high, out):
                 v = acc[ch]
                 v = low if v < low else v  # noqa: FURB136
                 acc[ch] = high if v > high else v  # noqa: FURB136
+    return 0
+
+
+# Max pooling whose windows tile the input (pool == strides, no padding), as
+# kernels.max_pool2d_tiles defines it: the output and, per output element, the row-major position
+# of its window's first maximum (a NaN makes the output NaN and keeps the winner it found).
+@jit
+def max_pool_tiles(x, ph, pw, out, winner, record):
+    n, oh, ow, c = out.shape
+    for row in range(n * oh):
+        b = row // oh
+        y = row - b * oh
+        for xo in range(ow):
+            best, won, first = out[b, y, xo], winner[b, y, xo], x[b, y * ph, xo * pw]
+            for ch in range(c):
+                best[ch] = first[ch]
+            if record:
+                for ch in range(c):
+                    won[ch] = 0
+            for i in range(ph):
+                for j in range(pw):
+                    if i == 0 and j == 0:
+                        continue
+                    source = x[b, y * ph + i, xo * pw + j]
+                    position = np.uint8(i * pw + j)
+                    for ch in range(c):
+                        v, m = source[ch], best[ch]
+                        # Branch-free selects, which LLVM vectorises over the channels.
+                        better = v > m
+                        best[ch] = v if (better or v != v) and m == m else m
+                        if record:
+                            won[ch] = position if better else won[ch]
+    return 0
+
+
+@jit
+def max_pool_tiles_backward(grad, winner, ph, pw, out):
+    """Each output gradient to its window's winner, zeros elsewhere in the tiled part of
+    ``out`` (the caller zeroes the cropped edges)."""
+    n, oh, ow, c = grad.shape
+    zero = out.dtype.type(0)
+    for row in range(n * oh):
+        b = row // oh
+        y = row - b * oh
+        for i in range(ph):
+            for xo in range(ow):
+                g, won = grad[b, y, xo], winner[b, y, xo]
+                for j in range(pw):
+                    target, position = out[b, y * ph + i, xo * pw + j], np.uint8(i * pw + j)
+                    for ch in range(c):
+                        target[ch] = g[ch] if won[ch] == position else zero
     return 0

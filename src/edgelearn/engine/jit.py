@@ -4,15 +4,16 @@ NumPy's GEMMs already use every core through BLAS, but a depthwise convolution i
 pass over the whole output per kernel position. The compiled kernels do the same arithmetic in
 one pass, output row by output row, on the calling thread: depthwise convolutions with one
 filter per channel (forward and both gradients; at inference also with the folded bias and
-clip, over the unpadded input) and the in-place bias-and-clip pass of folded convolutions at
-inference (:mod:`edgelearn.models.folding`). They are compiled on first use and cached on disk
+clip, over the unpadded input), max pooling whose windows tile the input (forward with its
+winners, and backward) and the in-place bias-and-clip pass of folded convolutions at inference
+(:mod:`edgelearn.models.folding`). They are compiled on first use and cached on disk
 (numba's ``cache=True``; the first compilation takes a few seconds, loading numba and the cached
 kernels about 0.4 s of a process's first MobileNet prediction).
 
 Measured with ``benchmarks/engine_ablation.py`` (MobileNetV2 inference 1.5-1.8x faster than the
 NumPy path) and ``benchmarks/mobilenet_inference.py``; see benchmarks/README.md. Kernels that
-did not pay are not here: patch matrices, col2im and max pooling with its winners (numba did
-not vectorise their short runs of C values and they lost to NumPy), ReLU (faster alone, but
+did not pay are not here: patch matrices and col2im (numba did not vectorise their short runs
+of C values and they lost to NumPy), ReLU (faster alone, but
 its pool's threads slowed the BLAS calls around it in 2-thread training), and numba's thread
 pool itself (see ``_numba_kernels``).
 
@@ -157,4 +158,26 @@ def depthwise_conv2d_inference(x, kernel, bias, strides, pads, out_hw, low, high
         *x.dtype.type([low, high]),
         out,
     )
+    return out
+
+
+def max_pool2d_tiles(x: np.ndarray, pool, need_winner: bool):
+    """``kernels.max_pool2d_tiles``; the winners are one uint8 array, the row-major window
+    position of each output's first maximum (None unless ``need_winner``)."""
+    n, h, w, c = x.shape
+    ph, pw = pool
+    out = np.empty((n, h // ph, w // pw, c), dtype=x.dtype)
+    # Without winners the kernel never writes this array, so its pages are never touched.
+    winner = np.empty(out.shape, dtype=np.uint8)
+    call("max_pool_tiles", np.ascontiguousarray(x), ph, pw, out, winner, need_winner)
+    return out, (winner if need_winner else None)
+
+
+def max_pool2d_tiles_backward(grad: np.ndarray, winner: np.ndarray, input_shape, pool):
+    """``kernels.max_pool2d_tiles_backward`` for the winners of :func:`max_pool2d_tiles`."""
+    _, h, w, _ = input_shape
+    (ph, pw), (oh, ow) = pool, grad.shape[1:3]
+    tiled = (h, w) == (oh * ph, ow * pw)
+    out = (np.empty if tiled else np.zeros)(input_shape, dtype=grad.dtype)
+    call("max_pool_tiles_backward", np.ascontiguousarray(grad), winner, ph, pw, out)
     return out

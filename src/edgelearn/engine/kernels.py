@@ -231,6 +231,8 @@ def max_pool2d_tiles(x: np.ndarray, pool: tuple[int, int], need_winner: bool = T
     The first pass takes maxima down each window's columns over whole contiguous rows; only
     the second, on 1/pool[0] of the data, works on runs of C values, the window's pixels.
     """
+    if jit.enabled(x.size):
+        return jit.max_pool2d_tiles(x, pool, need_winner)
     n, h, w, c = x.shape
     ph, pw = pool
     oh, ow = h // ph, w // pw
@@ -264,6 +266,8 @@ def max_pool2d_tiles(x: np.ndarray, pool: tuple[int, int], need_winner: bool = T
 
 def max_pool2d_tiles_backward(grad: np.ndarray, winner, input_shape, pool) -> np.ndarray:
     """Gradient of :func:`max_pool2d_tiles`: each output gradient goes to its window's winner."""
+    if not isinstance(winner, tuple):  # the winners of the numba kernel
+        return jit.max_pool2d_tiles_backward(grad, winner, input_shape, pool)
     n, h, w, c = input_shape
     ph, pw = pool
     _, oh, ow, _ = grad.shape
