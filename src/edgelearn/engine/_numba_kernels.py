@@ -174,7 +174,7 @@ def max_pool_tiles(x, ph, pw, out, winner, record):
                         v, m = source[ch], best[ch]
                         # Branch-free selects, which LLVM vectorises over the channels.
                         better = v > m
-                        best[ch] = v if (better or v != v) and m == m else m
+                        best[ch] = v if (better or v != v) and m == m else m  # noqa: PLR0124
                         if record:
                             won[ch] = position if better else won[ch]
     return 0
