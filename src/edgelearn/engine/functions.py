@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgelearn.engine import kernels
+from edgelearn.engine import kernels, threads
 from edgelearn.engine.tensor import Tensor, as_array, is_grad_enabled
 
 
@@ -137,15 +137,43 @@ class MatMul(Function):
 
     def forward(self, x, w):
         self.x, self.w = x, w
-        return x @ w
+        x2d = x.reshape(-1, x.shape[-1])
+        out = np.empty((len(x2d), w.shape[1]), dtype=np.result_type(x, w))
+        threads.split(
+            len(x2d),
+            lambda a, b: np.matmul(x2d[a:b], w, out=out[a:b]),
+            min_items=_rows_per_part(x2d.shape[1] * w.shape[1]),
+        )
+        return out.reshape(*x.shape[:-1], w.shape[1])
 
     def backward(self, grad):
         x, w = self.x, self.w
-        grad_x = grad @ w.T if self.needs_grad[0] else None
-        grad_w = None
+        grad2d = grad.reshape(-1, grad.shape[-1])
+        rows = _rows_per_part(w.size)
+        grad_x = grad_w = None
+        if self.needs_grad[0]:
+            grad_x = np.empty((len(grad2d), w.shape[0]), dtype=np.result_type(grad, w))
+            threads.split(
+                len(grad2d),
+                lambda a, b: np.matmul(grad2d[a:b], w.T, out=grad_x[a:b]),
+                min_items=rows,
+            )
+            grad_x = grad_x.reshape(x.shape)
         if self.needs_grad[1]:
-            grad_w = x.reshape(-1, x.shape[-1]).T @ grad.reshape(-1, grad.shape[-1])
+            x2d = x.reshape(-1, x.shape[-1])
+            parts = threads.split(
+                len(grad2d), lambda a, b: x2d[a:b].T @ grad2d[a:b], min_items=rows
+            )
+            grad_w = sum(parts[1:], parts[0])
         return grad_x, grad_w
+
+
+# The least multiply-adds of a GEMM part worth a thread of its own.
+GEMM_WORK_PER_PART = 1 << 23
+
+
+def _rows_per_part(work_per_row: int) -> int:
+    return max(1, GEMM_WORK_PER_PART // max(1, work_per_row))
 
 
 # --------------------------------------------------------------------------- elementwise math
@@ -239,13 +267,23 @@ class ReLU(Function):
         dtype = a.dtype.type
         self.slope = negative_slope
         if not negative_slope and not threshold:
-            # One clip pass keeps NaN; np.maximum does too but is ~4x slower than clip here.
-            out = np.clip(a, dtype(0), dtype(np.inf if max_value is None else max_value))
-            if self.recording:
-                # The gradient passes where 0 < a < max_value, and where a is NaN.
-                self.passed = out != 0
-                if max_value is not None:
-                    self.passed &= out != dtype(max_value)
+            low, high = dtype(0), dtype(np.inf if max_value is None else max_value)
+            out = np.empty(a.shape, dtype=a.dtype)
+            flat_a, flat_out, flat_passed = a.reshape(-1), out.reshape(-1), None
+            if self.recording:  # only backward reads the mask
+                self.passed = np.empty(a.shape, dtype=bool)
+                flat_passed = self.passed.reshape(-1)
+
+            def relu(start: int, stop: int) -> None:
+                # One clip pass keeps NaN; np.maximum does too but is ~4x slower than clip here.
+                part = np.clip(flat_a[start:stop], low, high, out=flat_out[start:stop])
+                if flat_passed is not None:
+                    # The gradient passes where 0 < a < max_value, and where a is NaN.
+                    passed = np.not_equal(part, low, out=flat_passed[start:stop])
+                    if max_value is not None:
+                        passed &= part != high
+
+            threads.split(a.size, relu, min_items=threads.ELEMENTS_PER_PART)
             return out
         self.below = a <= threshold
         low = (a - dtype(threshold)) * dtype(negative_slope) if negative_slope else dtype(0)
@@ -259,6 +297,16 @@ class ReLU(Function):
     def backward(self, grad):
         # A multiply by the mask, as TensorFlow's ReluGrad computes it; np.where with a mask
         # that changes every element takes ~20x as long (a mispredicted branch per element).
+        if not self.slope and grad.flags.c_contiguous:
+            result = np.empty(grad.shape, dtype=grad.dtype)
+            flat_grad, flat = grad.reshape(-1), result.reshape(-1)
+            flat_passed = self.passed.reshape(-1)
+            threads.split(
+                grad.size,
+                lambda a, b: np.multiply(flat_grad[a:b], flat_passed[a:b], out=flat[a:b]),
+                min_items=threads.ELEMENTS_PER_PART,
+            )
+            return (result,)
         result = grad * self.passed
         if self.slope:
             result += grad * (self.below * grad.dtype.type(self.slope))
@@ -335,6 +383,10 @@ class SigmoidCrossEntropyWithLogits(Function):
 
 
 # --------------------------------------------------------------------------- convolution, pooling
+# The least rows (output pixels) of a convolution's GEMM worth a thread of their own.
+ROWS_PER_PART = 1 << 12
+
+
 class Conv2D(Function):
     """NHWC convolution with an optional bias, as GEMMs of the input's patches and the kernel.
 
@@ -354,41 +406,73 @@ class Conv2D(Function):
         )
         self.kernel, self.strides = kernel, strides
         weights = kernel.reshape(kh * kw * channels, filters)
+        pixels = self.out_hw[0] * self.out_hw[1]
+        out = np.empty((n * pixels, filters), dtype=np.result_type(x, kernel))
         if (kh, kw) == (1, 1):
             self.cols = kernels.im2col(self.xp, (1, 1), strides, self.out_hw)
-            out = self.cols @ weights
-            if bias is not None:
-                out += bias
+
+            def pointwise(start: int, stop: int) -> None:
+                np.matmul(self.cols[start:stop], weights, out=out[start:stop])
+                if bias is not None:
+                    out[start:stop] += bias
+
+            threads.split(n * pixels, pointwise, min_items=ROWS_PER_PART)
         else:
             self.cols = None
             if bias is not None:
                 weights = np.concatenate([weights, bias[None].astype(weights.dtype)])
-            rows = n * self.out_hw[0] * self.out_hw[1]
-            out = np.empty((rows, filters), dtype=np.result_type(x, kernel))
-            for chunk, cols in kernels.patch_chunks(
-                self.xp, (kh, kw), strides, self.out_hw, ones_column=bias is not None
-            ):
-                np.matmul(cols, weights, out=out[chunk])
+
+            def images(start: int, stop: int) -> None:
+                part = out[start * pixels : stop * pixels]
+                for chunk, cols in kernels.patch_chunks(
+                    self.xp[start:stop], (kh, kw), strides, self.out_hw, bias is not None
+                ):
+                    np.matmul(cols, weights, out=part[chunk])
+
+            threads.split(n, images, min_items=max(1, ROWS_PER_PART // pixels))
         return out.reshape(n, self.out_hw[0], self.out_hw[1], filters)
 
     def backward(self, grad):
         kh, kw, channels, filters = self.kernel.shape
         grad2d = grad.reshape(-1, filters)
+        n, pixels = self.xp.shape[0], self.out_hw[0] * self.out_hw[1]
+        per_part = max(1, ROWS_PER_PART // pixels)
         grad_x = grad_kernel = grad_bias = None
         if self.needs_grad[0]:
-            padded = kernels.conv2d_backprop_input(
-                grad2d, self.kernel, self.xp.shape, self.strides, self.out_hw
-            )
+            padded = np.empty(self.xp.shape, dtype=np.result_type(grad, self.kernel))
+
+            def input_gradient(start: int, stop: int) -> None:
+                kernels.conv2d_backprop_input(
+                    grad2d[start * pixels : stop * pixels],
+                    self.kernel,
+                    self.strides,
+                    self.out_hw,
+                    out=padded[start:stop],
+                )
+
+            threads.split(n, input_gradient, min_items=per_part)
             grad_x = kernels.crop_nhwc(padded, self.pads)
         if self.needs_grad[1] and self.cols is not None:
-            grad_kernel = (self.cols.T @ grad2d).reshape(self.kernel.shape)
+            parts = threads.split(
+                len(grad2d),
+                lambda start, stop: self.cols[start:stop].T @ grad2d[start:stop],
+                min_items=ROWS_PER_PART,
+            )
+            grad_kernel = sum(parts[1:], parts[0]).reshape(self.kernel.shape)
         elif self.needs_grad[1]:
             depth, fold = kh * kw * channels, self.needs_grad[2]
-            sums = np.zeros((depth + fold, filters), dtype=grad.dtype)
-            for chunk, cols in kernels.patch_chunks(
-                self.xp, (kh, kw), self.strides, self.out_hw, ones_column=fold
-            ):
-                sums += cols.T @ grad2d[chunk]
+
+            def kernel_gradient(start: int, stop: int) -> np.ndarray:
+                sums = np.zeros((depth + fold, filters), dtype=grad.dtype)
+                part = grad2d[start * pixels : stop * pixels]
+                for chunk, cols in kernels.patch_chunks(
+                    self.xp[start:stop], (kh, kw), self.strides, self.out_hw, ones_column=fold
+                ):
+                    sums += cols.T @ part[chunk]
+                return sums
+
+            parts = threads.split(n, kernel_gradient, min_items=per_part)
+            sums = sum(parts[1:], parts[0])
             grad_kernel = sums[:depth].reshape(self.kernel.shape)
             grad_bias = sums[depth] if fold else None
         if self.needs_grad[2] and grad_bias is None:
@@ -526,7 +610,8 @@ class Conv2DTranspose(Function):
         self.x2d, self.kernel = x.reshape(-1, channels), kernel
         self.strides, self.input_hw = strides, (h, w)
         # The transposed convolution is the input gradient of a convolution with this kernel.
-        full = kernels.conv2d_backprop_input(self.x2d, kernel, self.full_shape, strides, (h, w))
+        full = np.empty(self.full_shape, dtype=np.result_type(x, kernel))
+        kernels.conv2d_backprop_input(self.x2d, kernel, strides, (h, w), out=full)
         out = kernels.crop_or_zero_extend(full, self.start, out_hw)
         return out if bias is None else out + bias
 

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from edgelearn.engine import threads
+
 KERNEL_CHOICES = ("auto", "numba", "numpy")
 
 _choice = "auto"
@@ -167,10 +169,17 @@ def max_pool2d_tiles(x: np.ndarray, pool, need_winner: bool):
     n, h, w, c = x.shape
     ph, pw = pool
     out = np.empty((n, h // ph, w // pw, c), dtype=x.dtype)
-    # Without winners the kernel never writes this array, so its pages are never touched.
-    winner = np.empty(out.shape, dtype=np.uint8)
-    call("max_pool_tiles", np.ascontiguousarray(x), ph, pw, out, winner, need_winner)
-    return out, (winner if need_winner else None)
+    winner = np.empty(out.shape, dtype=np.uint8) if need_winner else None
+    x = np.ascontiguousarray(x)
+
+    def pool(a: int, b: int) -> None:
+        if winner is None:
+            call("max_pool_tiles_values", x[a:b], ph, pw, out[a:b])
+        else:
+            call("max_pool_tiles", x[a:b], ph, pw, out[a:b], winner[a:b])
+
+    threads.split(n, pool, min_items=max(1, threads.ELEMENTS_PER_PART // (h * w * c)))
+    return out, winner
 
 
 def max_pool2d_tiles_backward(grad: np.ndarray, winner: np.ndarray, input_shape, pool):
@@ -179,5 +188,10 @@ def max_pool2d_tiles_backward(grad: np.ndarray, winner: np.ndarray, input_shape,
     (ph, pw), (oh, ow) = pool, grad.shape[1:3]
     tiled = (h, w) == (oh * ph, ow * pw)
     out = (np.empty if tiled else np.zeros)(input_shape, dtype=grad.dtype)
-    call("max_pool_tiles_backward", np.ascontiguousarray(grad), winner, ph, pw, out)
+    grad = np.ascontiguousarray(grad)
+    threads.split(
+        len(grad),
+        lambda a, b: call("max_pool_tiles_backward", grad[a:b], winner[a:b], ph, pw, out[a:b]),
+        min_items=max(1, threads.ELEMENTS_PER_PART // (h * w * input_shape[3])),
+    )
     return out

@@ -139,21 +139,22 @@ def _single_channel_patch_chunks(x, kernel, strides, out_hw, ones_column, images
         yield slice(start * oh * ow, stop * oh * ow), cols_t.T
 
 
-def conv2d_backprop_input(grad2d: np.ndarray, kernel: np.ndarray, padded_shape, strides, out_hw):
-    """Gradient of a convolution w.r.t. its padded input.
+def conv2d_backprop_input(grad2d: np.ndarray, kernel: np.ndarray, strides, out_hw, out):
+    """Gradient of a convolution w.r.t. its padded input, written into ``out``.
 
-    ``grad2d`` is the (N*OH*OW, F) output gradient, ``kernel`` the (KH, KW, C, F) kernel; the
-    result has ``padded_shape`` (N, HP, WP, C). One GEMM per kernel position lands in that
-    position's window of the result, whose rows are contiguous runs of OW*C values for stride
-    1; one GEMM into a (N*OH*OW, KH*KW*C) patch matrix would need a scatter-add (col2im) that
-    moves runs of only C values and takes several times as long as the GEMMs.
+    ``grad2d`` is the (N*OH*OW, F) output gradient, ``kernel`` the (KH, KW, C, F) kernel and
+    ``out`` the (N, HP, WP, C) result. One GEMM per kernel position
+    lands in that position's window of the result, whose rows are contiguous runs of OW*C values
+    for stride 1; one GEMM into a (N*OH*OW, KH*KW*C) patch matrix would need a scatter-add
+    (col2im) that moves runs of only C values and takes several times as long as the GEMMs.
     """
-    n, _, _, c = padded_shape
+    n, hp, wp, c = out.shape
     kh, kw = kernel.shape[:2]
     oh, ow = out_hw
-    if (kh, kw) == (1, 1) and (oh, ow) == tuple(padded_shape[1:3]):
-        return (grad2d @ kernel[0, 0].T).reshape(padded_shape)
-    out = np.zeros(padded_shape, dtype=np.result_type(grad2d, kernel))
+    if (kh, kw) == (1, 1) and (oh, ow) == (hp, wp) and out.flags.c_contiguous:
+        np.matmul(grad2d, kernel[0, 0].T, out=out.reshape(-1, c))
+        return out
+    out[...] = 0
     for i, j, rows, columns in window_slices((kh, kw), strides, out_hw):
         out[:, rows, columns, :] += (grad2d @ kernel[i, j].T).reshape(n, oh, ow, c)
     return out

@@ -30,7 +30,7 @@ from edgelearn import losses as losses_module
 from edgelearn import metrics as metrics_module
 from edgelearn import optimizers as optimizers_module
 from edgelearn import random as el_random
-from edgelearn.engine import Tensor, Variable, allocator, no_grad
+from edgelearn.engine import Tensor, Variable, allocator, no_grad, threads
 from edgelearn.layers import Layer
 from edgelearn.layers.base import Shape, unique_name
 
@@ -325,6 +325,11 @@ class Model:
         return [loss(y, out) for loss, y, out in zip(self.losses, ys, outputs)]
 
     def _train_step(self, xs: list[np.ndarray], ys: list[np.ndarray]):
+        # The batch's samples split over BLAS's threads, each thread a part (engine.threads).
+        with threads.parallel_step():
+            return self._train_step_parts(xs, ys)
+
+    def _train_step_parts(self, xs: list[np.ndarray], ys: list[np.ndarray]):
         variables = self.trainable_weights
         for variable in variables:
             variable.grad = None
@@ -345,7 +350,7 @@ class Model:
 
     def _predict_lists(self, xs: list[np.ndarray]) -> list[np.ndarray]:
         allocator.use_default()
-        with no_grad():
+        with no_grad(), threads.parallel_step():
             outputs = self.forward([Tensor(np.asarray(x, dtype=np.float32)) for x in xs])
         return [out.data for out in outputs]
 

@@ -1,0 +1,179 @@
+"""A model's step split over threads by samples, with BLAS itself kept to one thread.
+
+NumPy's BLAS spreads each GEMM over the cores, but a convolution's GEMMs are tall and skinny
+(N*OH*OW rows, a few dozen columns) and gain little from that, and every pass around them
+(patch matrices, pooling, ReLU, the input gradient's window adds) runs on one thread. Worse,
+data that a multi-threaded GEMM just read sits in both cores' caches, and the next single-thread
+pass that writes it waits on the other core for every cache line: on the 2-core machine of
+benchmarks/README.md a patch matrix took 3x as long to rebuild after a 2-thread GEMM had read
+it, and a 2-thread training step ran slower than a 1-thread one.
+
+So, inside :func:`parallel_step` (which ``Model`` enters for each training step and prediction
+batch), BLAS runs on one thread and the heavy primitives split their batch into as many parts
+as BLAS had threads, one part per thread: each thread builds, multiplies and pools the samples
+of its part, which stay in its own core's caches. The parts run in a small pool of Python
+threads; NumPy's GEMMs and copies and the numba kernels release the GIL while they work.
+
+The width follows the BLAS thread count a user already controls (``OPENBLAS_NUM_THREADS``,
+``OMP_NUM_THREADS`` or threadpoolctl's ``threadpool_limits``); with one BLAS thread, with a
+BLAS edgelearn cannot control (anything but OpenBLAS, or no ``/proc/self/maps`` to find it in)
+or outside :func:`parallel_step`, everything runs on the calling thread as before.
+
+Forward results do not depend on the split (each output comes from one part, computed as the
+serial path computes it); gradients summed over samples (kernels, biases, dense weights) add
+per-part sums, so they agree with the serial path to float32 rounding.
+
+Example:
+    >>> import numpy as np
+    >>> from edgelearn.engine import threads
+    >>> with threads.parallel_step(workers=2):
+    ...     parts = threads.split(10, lambda start, stop: (start, stop))
+    >>> parts
+    [(0, 5), (5, 10)]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# The least values of a memory-bound pass (ReLU, pooling) worth a thread of their own: handing a
+# part to a sleeping thread costs ~50-100 us on a virtual machine, what such a pass does with
+# ~250k values; below about 1M a split cost more than it saved (benchmarks/README.md).
+ELEMENTS_PER_PART = 1 << 20
+
+# The state of the innermost parallel_step: how many parts to split into (1: no split).
+_width = 1
+_pool: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+# Set while a thread runs a part: a split inside a part runs whole on that thread (a nested
+# split waiting on the pool that runs it could wait forever).
+_local = threading.local()
+
+# OpenBLAS's thread-count functions, as numpy's builds name them (scipy-openblas, 64-bit ints).
+_BLAS_SYMBOLS = (
+    ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+    ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+    ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+    ("openblas_get_num_threads", "openblas_set_num_threads"),
+)
+_blas: tuple[Any, Any] | None = None
+_blas_searched = False
+
+
+def _find_blas() -> tuple[Any, Any] | None:
+    """OpenBLAS's (get, set) thread-count functions in the library numpy loaded, or None."""
+    global _blas, _blas_searched
+    if _blas_searched:
+        return _blas
+    _blas_searched = True
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split(maxsplit=5)[-1].strip() for line in maps if "openblas" in line}
+    except OSError:
+        return None
+    # numpy's own copy first, where other packages brought theirs.
+    for path in sorted(paths, key=lambda p: "numpy" not in p):
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for get_name, set_name in _BLAS_SYMBOLS:
+            get, set_ = getattr(library, get_name, None), getattr(library, set_name, None)
+            if get is not None and set_ is not None:
+                get.restype, get.argtypes = ctypes.c_int, []
+                set_.restype, set_.argtypes = None, [ctypes.c_int]
+                _blas = (get, set_)
+                return _blas
+    return None
+
+
+def blas_threads() -> int | None:
+    """How many threads numpy's BLAS (OpenBLAS) uses now, or None when edgelearn cannot tell."""
+    blas = _find_blas()
+    return None if blas is None else int(blas[0]())
+
+
+@contextlib.contextmanager
+def parallel_step(workers: int | None = None) -> Iterator[int]:
+    """Split the primitives' batches over ``workers`` threads (default: BLAS's thread count)
+    with BLAS on one thread, until the block ends; yields the width in use.
+
+    Nested blocks keep the outer width. Without a controllable BLAS the default width is 1.
+    """
+    global _width
+    if _width > 1:  # already inside one
+        yield _width
+        return
+    blas = _find_blas()
+    if workers is None:
+        workers = 1 if blas is None else int(blas[0]())
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1. Received: workers={workers}")
+    if workers == 1:
+        yield 1
+        return
+    previous = None
+    if blas is not None:
+        previous = int(blas[0]())
+        blas[1](1)
+    _width = workers
+    try:
+        yield workers
+    finally:
+        _width = 1
+        if previous is not None:
+            blas[1](previous)
+
+
+def width() -> int:
+    """How many parts :func:`split` makes now (1 outside :func:`parallel_step`)."""
+    return _width
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None or _pool._max_workers < workers:  # grow only
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="edgelearn")
+        return _pool
+
+
+def split(n_items: int, run: Callable[[int, int], T], min_items: int = 1) -> list[T]:
+    """``run(start, stop)`` over contiguous parts of ``range(n_items)``, one part per thread.
+
+    Parts hold at least ``min_items`` items (fewer parts if needed); the first part runs on the
+    calling thread. Returns the results in part order; an exception in any part is raised here
+    after every part has finished.
+    """
+    parts = max(1, min(_width, n_items // max(1, min_items)))
+    if parts == 1 or getattr(_local, "in_part", False):
+        return [run(0, n_items)]
+    bounds = [n_items * p // parts for p in range(parts + 1)]
+    futures = [
+        _executor(parts - 1).submit(_run_part, run, bounds[p], bounds[p + 1])
+        for p in range(1, parts)
+    ]
+    try:
+        first = _run_part(run, bounds[0], bounds[1])
+    finally:
+        # Wait for every part even if ours failed: none may still write into shared buffers.
+        others = [future.exception() for future in futures]
+    for error in others:
+        if error is not None:
+            raise error
+    return [first, *(future.result() for future in futures)]
+
+
+def _run_part(run: Callable[[int, int], T], start: int, stop: int) -> T:
+    _local.in_part = True
+    try:
+        return run(start, stop)
+    finally:
+        _local.in_part = False

@@ -1,0 +1,140 @@
+"""engine.threads: batches split over threads give the serial path's results, BLAS's thread
+count comes back after a step, and errors in a part reach the caller."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import edgelearn as el
+from edgelearn.engine import Tensor, jit, threads
+from edgelearn.engine import functions as F
+
+
+@pytest.fixture
+def tiny_parts(monkeypatch):
+    """Split even these small test arrays: one row, value or image per part is enough."""
+    monkeypatch.setattr(F, "ROWS_PER_PART", 1)
+    monkeypatch.setattr(F, "GEMM_WORK_PER_PART", 1)
+    monkeypatch.setattr(threads, "ELEMENTS_PER_PART", 1)
+
+
+@pytest.fixture(params=["numpy", "numba"])
+def engine_kernels(request, monkeypatch):
+    if request.param == "numba":
+        pytest.importorskip("numba")
+        monkeypatch.setattr(jit, "MIN_ELEMENTS", 0)
+    jit.set_kernels(request.param)
+    yield request.param
+    jit.set_kernels("auto")
+
+
+def test_split_runs_contiguous_parts_in_order_on_several_threads():
+    seen = set()
+
+    def run(start, stop):
+        seen.add(threading.get_ident())
+        return start, stop
+
+    assert threads.split(10, run) == [(0, 10)]  # outside parallel_step: one part
+    with threads.parallel_step(workers=3) as width:
+        assert width == threads.width() == 3
+        assert threads.split(10, run) == [(0, 3), (3, 6), (6, 10)]
+        assert threads.split(10, run, min_items=4) == [(0, 5), (5, 10)]
+        assert threads.split(1, run) == [(0, 1)]
+    assert threads.width() == 1
+    assert len(seen) > 1
+
+
+def test_a_split_inside_a_part_runs_whole_on_that_thread():
+    with threads.parallel_step(workers=2):
+        inner = threads.split(4, lambda a, b: threads.split(8, lambda c, d: (c, d)))
+    assert inner == [[(0, 8)], [(0, 8)]]
+
+
+def test_an_error_in_any_part_reaches_the_caller_after_every_part_ends():
+    finished = []
+
+    def run(start, stop):
+        if start:
+            raise RuntimeError(f"part at {start} failed")
+        finished.append(start)
+
+    with threads.parallel_step(workers=2), pytest.raises(RuntimeError, match="part at 5"):
+        threads.split(10, run)
+    assert finished == [0]
+
+
+def test_parallel_step_rejects_a_width_below_one():
+    with pytest.raises(ValueError, match="Received: workers=0"), threads.parallel_step(0):
+        pass
+
+
+def test_blas_runs_on_one_thread_inside_a_step_and_gets_its_count_back():
+    before = threads.blas_threads()
+    if before is None:
+        pytest.skip("numpy's BLAS is not an OpenBLAS edgelearn can control here")
+    with threads.parallel_step(workers=2):
+        assert threads.blas_threads() == 1
+    assert threads.blas_threads() == before
+
+
+def _codelab_like(seed):
+    layers = el.layers
+    el.random.set_random_seed(seed)
+    model = el.Sequential(
+        [
+            layers.Input((12, 12, 1)),
+            layers.Conv2D(4, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(6, 3, activation="relu", padding="same"),
+            layers.Conv2D(5, 1),
+            layers.Flatten(),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_split_steps_match_the_serial_path(tiny_parts, engine_kernels):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 12, 12, 1)).astype(np.float32)
+    y = rng.integers(0, 3, size=6)
+    serial, split = _codelab_like(1), _codelab_like(1)
+    with threads.parallel_step(workers=1):
+        expected = serial.predict_on_batch(x)
+        for _ in range(3):
+            serial.train_on_batch(x, y)
+    with threads.parallel_step(workers=3):
+        # Forward results come from one part each: the same bits.
+        np.testing.assert_array_equal(split.predict_on_batch(x), expected)
+        for _ in range(3):
+            split.train_on_batch(x, y)
+    # Kernel gradients add per-part sums: equal to float32 rounding.
+    for a, b in zip(serial.get_weights(), split.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_split_primitives_match_the_serial_path(tiny_parts, engine_kernels):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5, 8, 8, 3)).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, 3, 4)).astype(np.float32)
+    w = rng.normal(size=(16, 7)).astype(np.float32)
+
+    def run():
+        inputs = [Tensor(a.copy(), requires_grad=True) for a in (x, kernel, w)]
+        conv = F.Conv2D.apply(inputs[0], inputs[1], None, strides=(1, 1), padding="same")
+        pooled = F.MaxPool2D.apply(
+            F.ReLU.apply(conv), pool_size=(2, 2), strides=(2, 2), padding="valid"
+        )
+        out = F.MatMul.apply(pooled.reshape(20, 16), inputs[2])
+        out.backward(np.ones(out.shape, np.float32))
+        return out.numpy(), [t.grad for t in inputs]
+
+    expected, expected_grads = run()
+    with threads.parallel_step(workers=2):
+        actual, grads = run()
+    np.testing.assert_array_equal(actual, expected)
+    for a, b in zip(grads, expected_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
