@@ -219,3 +219,28 @@ def max_pool_tiles_backward(grad, winner, ph, pw, out):
                     for ch in range(c):
                         target[ch] = g[ch] if won[ch] == position else zero
     return 0
+
+
+@jit
+def col2im(cols, kh, kw, sh, sw, out):
+    """Scatter-add a (N, OH, OW, KH*KW*C) patch-gradient matrix into the padded (N, HP, WP, C)
+    ``out`` (zeroed here, image by image, so each image is written while it is in cache)."""
+    n, oh, ow, _ = cols.shape
+    c = out.shape[3]
+    zero = out.dtype.type(0)
+    for b in range(n):
+        image = out[b]
+        for y in range(image.shape[0]):
+            for x in range(image.shape[1]):
+                pixel = image[y, x]
+                for ch in range(c):
+                    pixel[ch] = zero
+        for y in range(oh):
+            for x in range(ow):
+                source = cols[b, y, x]
+                for i in range(kh):
+                    for j in range(kw):
+                        target, base = image[y * sh + i, x * sw + j], (i * kw + j) * c
+                        for ch in range(c):
+                            target[ch] += source[base + ch]
+    return 0

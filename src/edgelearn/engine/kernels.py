@@ -154,6 +154,8 @@ def conv2d_backprop_input(grad2d: np.ndarray, kernel: np.ndarray, strides, out_h
     if (kh, kw) == (1, 1) and (oh, ow) == (hp, wp) and out.flags.c_contiguous:
         np.matmul(grad2d, kernel[0, 0].T, out=out.reshape(-1, c))
         return out
+    if jit.enabled(out.size) and out.flags.c_contiguous:
+        return jit.conv2d_backprop_input(grad2d, kernel, strides, out_hw, out)
     out[...] = 0
     for i, j, rows, columns in window_slices((kh, kw), strides, out_hw):
         out[:, rows, columns, :] += (grad2d @ kernel[i, j].T).reshape(n, oh, ow, c)
