@@ -1,7 +1,10 @@
 """engine.threads: batches split over threads give the serial path's results, BLAS's thread
 count comes back after a step, and errors in a part reach the caller."""
 
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -138,3 +141,23 @@ def test_split_primitives_match_the_serial_path(tiny_parts, engine_kernels):
     np.testing.assert_array_equal(actual, expected)
     for a, b in zip(grads, expected_grads):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_splits_with_threads_of_its_own():
+    with threads.parallel_step(workers=2):
+        threads.split(4, lambda a, b: None)  # the parent's pool exists now
+        pid = os.fork()
+        if pid == 0:  # the child: a split must not wait on the parent's threads
+            try:
+                ok = threads.split(4, lambda a, b: (a, b)) == [(0, 2), (2, 4)]
+            finally:
+                os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 30
+    while (finished := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if finished[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's split hung: it waited on its parent's threads")
+    assert os.waitstatus_to_exitcode(finished[1]) == 0

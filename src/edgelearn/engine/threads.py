@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -143,6 +144,17 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         if _pool is None or _pool._max_workers < workers:  # grow only
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="edgelearn")
         return _pool
+
+
+def _forget_pool() -> None:
+    # A forked child has none of its parent's threads: parts posted to the parent's pool would
+    # wait forever. The child starts its own pool when it first splits.
+    global _pool, _lock
+    _pool, _lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def split(n_items: int, run: Callable[[int, int], T], min_items: int = 1) -> list[T]:
