@@ -119,16 +119,27 @@ def test_other_depth_multipliers_stay_on_the_numpy_path(monkeypatch):
     assert launched == []
 
 
-def test_small_arrays_stay_on_the_numpy_path(monkeypatch):
+def test_small_arrays_do_not_load_numba_but_use_it_once_loaded(monkeypatch):
     monkeypatch.setattr(jit, "MIN_ELEMENTS", 1000)
-    assert jit.enabled() and jit.enabled(1000) and not jit.enabled(999)
+    module, loads = jit._load(), []
+
+    def load():
+        loads.append(1)
+        jit._module = module  # monkeypatch puts the original back after the test
+        return module
+
+    monkeypatch.setattr(jit, "_module", None)
+    monkeypatch.setattr(jit, "_load", load)
     launched = []
     monkeypatch.setattr(jit, "call", lambda name, *args: launched.append(name))
     kernel = np.ones((3, 3, 1, 1), dtype=np.float32)
-    kernels.depthwise_conv2d(np.ones((1, 33, 32, 1), dtype=np.float32), kernel, (1, 1), (31, 30))
-    assert launched == []  # 930 values out
-    kernels.depthwise_conv2d(np.ones((1, 34, 36, 1), dtype=np.float32), kernel, (1, 1), (32, 34))
-    assert launched == ["depthwise1"]  # 1,088
+    small, large = np.ones((1, 33, 32, 1), np.float32), np.ones((1, 34, 36, 1), np.float32)
+    kernels.depthwise_conv2d(small, kernel, (1, 1), (31, 30))
+    assert launched == [] and loads == []  # 930 values out: numba stays unloaded
+    kernels.depthwise_conv2d(large, kernel, (1, 1), (32, 34))
+    assert launched == ["depthwise1"] and loads == [1]  # 1,088 load it
+    kernels.depthwise_conv2d(small, kernel, (1, 1), (31, 30))
+    assert launched == ["depthwise1"] * 2  # loaded: small arrays use it too
 
 
 def test_set_kernels_validates_its_argument():

@@ -70,16 +70,19 @@ def get_kernels() -> str:
     return _choice
 
 
-# Arrays smaller than this stay on the NumPy path: there a kernel launch costs more than it
-# saves, and a small model's first prediction does not wait for numba to load (0.3-0.4 s).
+# Arrays smaller than this do not load numba: a small model's first prediction does not wait
+# for it (0.3-0.4 s). Once a larger array has loaded it, small arrays use the kernels too (a
+# call costs a few microseconds, less than NumPy's path through the same pass).
 MIN_ELEMENTS = 1 << 16
 
 
 def enabled(elements: int | None = None) -> bool:
     """Whether the numba kernels are in use (for arrays of ``elements`` values, if given)."""
-    if elements is not None and elements < MIN_ELEMENTS:
+    if _choice == "numpy":
         return False
-    return _choice != "numpy" and _load() is not None
+    if elements is not None and elements < MIN_ELEMENTS:
+        return _module is not None
+    return _load() is not None
 
 
 def _load() -> Any:
