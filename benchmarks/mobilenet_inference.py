@@ -2,8 +2,10 @@
 
 The model is nsfwjs' MobileNetV2 (224x224x3 inputs in [0, 1], 5 classes), loaded with
 ``el.load_model(nsfwjs.extract_model())``. A measurement is one call on a batch of random
-pixels: edgelearn's ``model.predict_on_batch(x)`` (no graph, as ``predict`` runs it) and the
-same network in PyTorch CPU eager under ``torch.inference_mode()``, built layer by layer from
+pixels: edgelearn's ``model.predict_on_batch(x)`` (no graph, as ``predict`` runs it), the same
+through ``edgelearn.runtime.Predictor(model)`` (row ``el-predictor``: the batch normalisations
+folded into the convolutions once, as ONNX Runtime's session folds them when it loads the model,
+instead of at every call) and the same network in PyTorch CPU eager under ``torch.inference_mode()``, built layer by layer from
 the edgelearn model's weights (Conv2D, DepthwiseConv2D as a grouped convolution,
 BatchNormalization with the moving statistics, ReLU6, Add, ZeroPadding2D, AveragePooling2D,
 Dense) in the channels_last memory format, which is NHWC like edgelearn's arrays. Before
@@ -50,8 +52,10 @@ from train_cnn import blas_info, child_env, cpu_model, import_torch, virtualized
 import edgelearn as el
 from edgelearn.applications import nsfwjs
 from edgelearn.engine import allocator, kernels
+from edgelearn.runtime import Predictor
 
 SEED = 0
+LIBRARIES = ("edgelearn", "el-predictor", "torch", "onnxruntime")
 
 
 # ------------------------------------------------------------------------------ the torch twin
@@ -177,6 +181,9 @@ def child(args: argparse.Namespace) -> int:
     if args.glibc_malloc:
         allocator.keep_freed_memory(False)
     model = el.load_model(nsfwjs.extract_model())
+    # edgelearn's inference snapshot: batch norms folded once, as the sessions it is compared
+    # with fold them when they load the model.
+    predictor = Predictor(model)
     twin = None if torch is None else torch_twin(torch, model)
     try:  # ONNX Runtime on edgelearn's own export: the `onnx` extra's predict backend
         from edgelearn.runtime import OnnxRuntimePredictor
@@ -189,7 +196,13 @@ def child(args: argparse.Namespace) -> int:
     agreement: dict[str, float] = {}
     for batch in args.batch_size:
         x = rng.uniform(size=(batch, 224, 224, 3)).astype(np.float32)
-        calls = {"edgelearn": lambda x=x: model.predict_on_batch(x)}
+        calls = {
+            "edgelearn": lambda x=x: model.predict_on_batch(x),
+            "el-predictor": lambda x=x: predictor.predict_on_batch(x),
+        }
+        agreement[f"el-predictor/{batch}"] = float(
+            np.abs(calls["edgelearn"]() - calls["el-predictor"]()).max()
+        )
         if twin is not None:
             # NHWC memory seen as NCHW: the channels_last layout, without a copy.
             x_torch = torch.from_numpy(x).permute(0, 3, 1, 2)
@@ -312,7 +325,7 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     )
     for result in results:
         for batch in args.batch_size:
-            for lib in ("edgelearn", "torch", "onnxruntime"):
+            for lib in LIBRARIES:
                 times = result["times"].get(f"{lib}/{batch}")
                 if times:
                     median = statistics.median(times) * 1e3
@@ -324,7 +337,6 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     print()
     for result in results:
         for batch in args.batch_size:
-            ours = result["times"][f"edgelearn/{batch}"]
             for peer, hint in (
                 ("torch", f"pip install {TORCH_PIN}"),
                 ("onnxruntime", "pip install 'edgelearn[onnx]'"),
@@ -336,12 +348,17 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
                         f"with ({hint})"
                     )
                     continue
-                ratio = statistics.median(ours) / statistics.median(theirs)
-                print(
-                    f"edgelearn ({result['kernels']} kernels) time / {peer} time, "
-                    f"threads={result['threads']} "
-                    f"batch={batch}: {ratio:.2f}"
-                )
+                for ours, label in (
+                    ("edgelearn", "model.predict_on_batch"),
+                    ("el-predictor", "runtime.Predictor"),
+                ):
+                    ratio = statistics.median(result["times"][f"{ours}/{batch}"]) / (
+                        statistics.median(theirs)
+                    )
+                    print(
+                        f"edgelearn {label} ({result['kernels']} kernels) time / {peer} time, "
+                        f"threads={result['threads']} batch={batch}: {ratio:.2f}"
+                    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -296,4 +296,4 @@ def test_folded_call_with_a_clip_refuses_a_recorded_graph():
     x = el.engine.Tensor(np.ones((1, 3, 3, 2), dtype=np.float32), requires_grad=True)
     ones = np.ones(2, dtype=np.float32)
     with pytest.raises(RuntimeError, match="inference only"):
-        layer.call_folded(x, ones, ones, clip=(0.0, 6.0))
+        layer.call_folded(x, *layer.folded_weights(ones, ones), clip=(0.0, 6.0))

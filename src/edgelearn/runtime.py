@@ -1,4 +1,9 @@
-"""ONNX Runtime as an optional inference backend: the same predictions as ``model.predict``, faster.
+"""Inference snapshots of a model: the same predictions as ``model.predict``, faster.
+
+:class:`Predictor` runs edgelearn's own kernels with the batch normalisations folded into the
+convolutions once, as an inference session folds them when it loads a model (``model.predict``
+folds them at every call, as it cannot know the weights did not change). It needs nothing but
+the core.
 
 :class:`OnnxRuntimePredictor` exports a model once with :func:`edgelearn.io.onnx.export` and runs
 the ONNX graph in an ``onnxruntime.InferenceSession``. Its ``predict`` takes and returns what
@@ -6,8 +11,8 @@ the ONNX graph in an ``onnxruntime.InferenceSession``. Its ``predict`` takes and
 one array or a list for several outputs), computed in float32. The predictor copies the
 weights when it is made: create a new one after training the model further.
 
-Needs ``pip install "edgelearn[onnx]"``; ``import edgelearn`` does not import onnx or
-onnxruntime.
+:class:`OnnxRuntimePredictor` needs ``pip install "edgelearn[onnx]"``; ``import edgelearn``
+does not import onnx or onnxruntime.
 
 Example:
     >>> import numpy as np, edgelearn as el
@@ -27,7 +32,40 @@ from typing import Any
 import numpy as np
 
 from edgelearn.io import onnx as onnx_io
-from edgelearn.models import Model
+from edgelearn.models import Model, folding
+
+
+class Predictor:
+    """Predictions of ``model`` with its weights as they are at the predictor's first
+    prediction: each batch normalisation that folds into the convolution before it (see
+    :mod:`edgelearn.models.folding`) is folded once and kept. Make a new predictor after the
+    weights change; the model itself is untouched and predicts as before.
+
+    Example:
+        >>> import numpy as np, edgelearn as el
+        >>> from edgelearn.runtime import Predictor
+        >>> model = el.Sequential([el.layers.Input((8, 8, 3)), el.layers.Conv2D(4, 3),
+        ...                        el.layers.BatchNormalization(), el.layers.ReLU(6.0)])
+        >>> x = np.random.default_rng(0).random((2, 8, 8, 3), dtype=np.float32)
+        >>> bool(np.allclose(Predictor(model).predict(x), model.predict(x), atol=1e-6))
+        True
+    """
+
+    def __init__(self, model: Model):
+        if not isinstance(model, Model):
+            raise TypeError(f"Predictor expects an edgelearn model. Received: model={model!r}")
+        self.model = model
+        self._folded: dict = {}
+
+    def predict(self, x: Any, batch_size: int | None = None) -> Any:
+        """Outputs for ``x`` in batches of ``batch_size`` (32 by default), as ``model.predict``."""
+        with folding.keep_folded_weights(self._folded):
+            return self.model.predict(x, batch_size=batch_size)
+
+    def predict_on_batch(self, x: Any) -> Any:
+        """Outputs for one batch ``x``, as ``model.predict_on_batch``."""
+        with folding.keep_folded_weights(self._folded):
+            return self.model.predict_on_batch(x)
 
 
 class OnnxRuntimePredictor:
@@ -90,4 +128,4 @@ class OnnxRuntimePredictor:
         return outputs[0] if len(outputs) == 1 else outputs
 
 
-__all__ = ["OnnxRuntimePredictor"]
+__all__ = ["OnnxRuntimePredictor", "Predictor"]

@@ -119,14 +119,15 @@ def bias_clip(out, bias, low, high):
 
 
 @jit
-def depthwise1_inference(x, kernel, bias, sh, sw, top, left, low, high, out):
+def depthwise1_inference(x, kernel, bias, sh, sw, top, left, low, high, out, first, last):
     """Depthwise convolution (one filter per channel) of the unpadded ``x`` with 'same'/'valid'
     padding ``top``/``left`` (taps outside ``x`` are skipped: zero padding without a padded
-    copy), plus ``bias``, clipped to [low, high]."""
-    n, h, w, c = x.shape
+    copy), plus ``bias``, clipped to [low, high]; output rows ``first`` to ``last`` (of the
+    N*OH rows)."""
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
     oh, ow = out.shape[1], out.shape[2]
     kh, kw = kernel.shape[0], kernel.shape[1]
-    for row in range(n * oh):
+    for row in range(first, last):
         b = row // oh
         y = row - b * oh
         target = out[b, y]

@@ -168,8 +168,8 @@ class MatMul(Function):
         return grad_x, grad_w
 
 
-# The least multiply-adds of a GEMM part worth a thread of its own.
-GEMM_WORK_PER_PART = 1 << 23
+# The least multiply-adds of a GEMM part worth a thread of its own (~0.3 ms on one core).
+GEMM_WORK_PER_PART = 1 << 25
 
 
 def _rows_per_part(work_per_row: int) -> int:
@@ -383,7 +383,8 @@ class SigmoidCrossEntropyWithLogits(Function):
 
 
 # --------------------------------------------------------------------------- convolution, pooling
-# The least rows (output pixels) of a convolution's GEMM worth a thread of their own.
+# The least rows (output pixels) of a convolution through patch matrices worth a thread of their
+# own: building the patches costs more than their GEMM for the small kernels of small CNNs.
 ROWS_PER_PART = 1 << 12
 
 
@@ -416,7 +417,7 @@ class Conv2D(Function):
                 if bias is not None:
                     out[start:stop] += bias
 
-            threads.split(n * pixels, pointwise, min_items=ROWS_PER_PART)
+            threads.split(n * pixels, pointwise, min_items=_rows_per_part(weights.size))
         else:
             self.cols = None
             if bias is not None:
@@ -456,7 +457,7 @@ class Conv2D(Function):
             parts = threads.split(
                 len(grad2d),
                 lambda start, stop: self.cols[start:stop].T @ grad2d[start:stop],
-                min_items=ROWS_PER_PART,
+                min_items=_rows_per_part(self.kernel.size),
             )
             grad_kernel = sum(parts[1:], parts[0]).reshape(self.kernel.shape)
         elif self.needs_grad[1]:

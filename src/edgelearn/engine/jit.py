@@ -144,7 +144,12 @@ def depthwise_conv2d_backward(grad, xp, kernel, strides, need_input: bool, need_
 
 def bias_clip_(out: np.ndarray, bias: np.ndarray, low: float, high: float) -> None:
     """``out = clip(out + bias, low, high)`` in place, ``bias`` along the last axis."""
-    call("bias_clip", out.reshape(-1, out.shape[-1]), bias, *out.dtype.type([low, high]))
+    rows, bounds = out.reshape(-1, out.shape[-1]), out.dtype.type([low, high])
+    threads.split(
+        len(rows),
+        lambda a, b: call("bias_clip", rows[a:b], bias, *bounds),
+        min_items=max(1, threads.ELEMENTS_PER_PART // rows.shape[1]),
+    )
 
 
 def depthwise_conv2d_inference(x, kernel, bias, strides, pads, out_hw, low, high) -> np.ndarray:
@@ -153,8 +158,7 @@ def depthwise_conv2d_inference(x, kernel, bias, strides, pads, out_hw, low, high
     n, c = x.shape[0], x.shape[3]
     kh, kw = kernel.shape[:2]
     out = np.empty((n, *out_hw, c), dtype=x.dtype)
-    call(
-        "depthwise1_inference",
+    args = (
         np.ascontiguousarray(x),
         np.ascontiguousarray(kernel, dtype=x.dtype).reshape(kh, kw, c),
         np.ascontiguousarray(bias, dtype=x.dtype),
@@ -163,6 +167,13 @@ def depthwise_conv2d_inference(x, kernel, bias, strides, pads, out_hw, low, high
         pads[1][0],
         *x.dtype.type([low, high]),
         out,
+    )
+    # Parts of output rows, each ~kh*kw multiply-adds per value: fewer values per part than a
+    # plain pass over memory.
+    threads.split(
+        n * out_hw[0],
+        lambda first, last: call("depthwise1_inference", *args, first, last),
+        min_items=max(1, threads.ELEMENTS_PER_PART // (kh * kw * out_hw[1] * c)),
     )
     return out
 

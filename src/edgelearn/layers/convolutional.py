@@ -229,13 +229,15 @@ class Conv2D(_BaseConv2D):
         )
         return self.activation(outputs)
 
-    def call_folded(self, inputs, scale, shift, clip=None) -> Tensor:
-        """``call`` followed by ``* scale + shift`` per output channel (a batch normalisation at
-        inference) and, if given, a clip to ``clip = (low, high)`` (a ReLU): the scale and
-        shift folded into the kernel and bias, bias and clip in one pass. Inference only; for
-        a linear activation (see :mod:`edgelearn.models.folding`)."""
-        kernel = self.kernel.data * scale
-        bias = self._folded_bias(scale, shift)
+    def folded_weights(self, scale: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, Any]:
+        """The kernel and bias of this layer followed by ``* scale + shift`` per output channel
+        (a batch normalisation at inference), for :meth:`call_folded`."""
+        return self.kernel.data * scale, self._folded_bias(scale, shift)
+
+    def call_folded(self, inputs, kernel, bias, clip=None) -> Tensor:
+        """``call`` with the ``kernel`` and ``bias`` of :meth:`folded_weights` and, if given, a
+        clip to ``clip = (low, high)`` (a ReLU) applied with the bias in one pass. Inference
+        only; for a linear activation (see :mod:`edgelearn.models.folding`)."""
         if clip is None:
             return F.Conv2D.apply(inputs, kernel, bias, strides=self.strides, padding=self.padding)
         outputs = F.Conv2D.apply(inputs, kernel, None, strides=self.strides, padding=self.padding)
@@ -334,14 +336,17 @@ class DepthwiseConv2D(_BaseConv2D):
         )
         return self.activation(outputs)
 
-    def call_folded(self, inputs, scale, shift, clip=None, pads=None) -> Tensor:
-        """As :meth:`Conv2D.call_folded`; output channel ``c * M + m`` scales filter ``m`` of
-        channel ``c``. ``pads``: ``((top, bottom), (left, right))`` zeros around ``inputs``
-        first (a ZeroPadding2D before this layer). With one filter per channel and a clip, the
-        numba kernels (where in use) do it all in one pass over the unpadded input."""
+    def folded_weights(self, scale: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, Any]:
+        """As :meth:`Conv2D.folded_weights`; output channel ``c * M + m`` scales filter ``m`` of
+        channel ``c``."""
         kernel = self.depthwise_kernel.data
-        kernel = kernel * scale.reshape(kernel.shape[2:])
-        bias = self._folded_bias(scale, shift)
+        return kernel * scale.reshape(kernel.shape[2:]), self._folded_bias(scale, shift)
+
+    def call_folded(self, inputs, kernel, bias, clip=None, pads=None) -> Tensor:
+        """As :meth:`Conv2D.call_folded`. ``pads``: ``((top, bottom), (left, right))`` zeros
+        around ``inputs`` first (a ZeroPadding2D before this layer). With one filter per channel
+        and a clip, the numba kernels (where in use) do it all in one pass over the unpadded
+        input."""
         n, h, w, channels = inputs.shape
         extra = ((0, 0), (0, 0)) if pads is None else pads
         height, width = h + sum(extra[0]), w + sum(extra[1])
