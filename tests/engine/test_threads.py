@@ -49,6 +49,14 @@ def test_split_runs_contiguous_parts_in_order_on_several_threads():
     assert len(seen) > 1
 
 
+def test_an_outer_block_decides_the_width_of_inner_ones():
+    with threads.parallel_step(workers=1):
+        with threads.parallel_step(workers=2) as width:
+            assert width == 1 and threads.split(4, lambda a, b: (a, b)) == [(0, 4)]
+    with threads.parallel_step(workers=2), threads.parallel_step(workers=1) as width:
+        assert width == 2
+
+
 def test_a_split_inside_a_part_runs_whole_on_that_thread():
     with threads.parallel_step(workers=2):
         inner = threads.split(4, lambda a, b: threads.split(8, lambda c, d: (c, d)))

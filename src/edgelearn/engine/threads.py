@@ -49,8 +49,9 @@ T = TypeVar("T")
 # ~250k values; below about 1M a split cost more than it saved (benchmarks/README.md).
 ELEMENTS_PER_PART = 1 << 20
 
-# The state of the innermost parallel_step: how many parts to split into (1: no split).
+# The state of the outermost parallel_step: how many parts to split into (1: no split).
 _width = 1
+_active = False
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 # Set while a thread runs a part: a split inside a part runs whole on that thread (a nested
@@ -106,29 +107,28 @@ def parallel_step(workers: int | None = None) -> Iterator[int]:
     """Split the primitives' batches over ``workers`` threads (default: BLAS's thread count)
     with BLAS on one thread, until the block ends; yields the width in use.
 
-    Nested blocks keep the outer width. Without a controllable BLAS the default width is 1.
+    Nested blocks keep the outer block's width, so ``with parallel_step(workers=1):`` around
+    ``fit`` or ``predict`` turns the split off (BLAS then keeps its own threads, as without
+    this module). Without a controllable BLAS the default width is 1.
     """
-    global _width
-    if _width > 1:  # already inside one
+    global _width, _active
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1. Received: workers={workers}")
+    if _active:  # inside an outer block
         yield _width
         return
     blas = _find_blas()
     if workers is None:
         workers = 1 if blas is None else int(blas[0]())
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1. Received: workers={workers}")
-    if workers == 1:
-        yield 1
-        return
     previous = None
-    if blas is not None:
+    if blas is not None and workers > 1:
         previous = int(blas[0]())
         blas[1](1)
-    _width = workers
+    _width, _active = workers, True
     try:
         yield workers
     finally:
-        _width = 1
+        _width, _active = 1, False
         if previous is not None:
             blas[1](previous)
 
