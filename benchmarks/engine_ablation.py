@@ -6,6 +6,9 @@ The switches (see benchmarks/README.md for why each exists):
 - folding: batch norms, ReLUs and paddings folded into the convolutions at inference, or each
   layer on its own (the private ``model._folds`` emptied: there is no public switch, folding is
   always on where it applies);
+- thread split: a step's batch split over the BLAS thread count with BLAS on one thread
+  (``edgelearn.engine.threads``), or not (``threads.parallel_step(workers=1)`` around the call:
+  BLAS then spreads each GEMM over its threads as before); only differs with 2 threads;
 - OpenBLAS's idle threads: spinning for ~0.1 s after each GEMM as OpenBLAS does by default, or
   sleeping at once (OPENBLAS_THREAD_TIMEOUT=4, which edgelearn does not set: see the README).
 
@@ -34,11 +37,12 @@ import time
 from typing import Any
 
 WORKLOADS = {"infer1": 1, "infer8": 8, "train64": 64, "train512": 512}
-# Variants run inside one process: (kernels, folding).
+# Variants run inside one process: (kernels, folding, thread split).
 VARIANTS = {
-    "default": ("auto", True),
-    "NumPy kernels": ("numpy", True),
-    "no folding": ("auto", False),
+    "default": ("auto", True, True),
+    "NumPy kernels": ("numpy", True, True),
+    "no folding": ("auto", False, True),
+    "no thread split": ("auto", True, False),
 }
 
 
@@ -47,7 +51,7 @@ def child(workload: str, threads: int, rounds: int) -> dict[str, list[float]]:
     from _common import limit_threads
 
     import edgelearn as el
-    from edgelearn.engine import jit
+    from edgelearn.engine import jit, threads
 
     limit_threads(threads, None)  # OPENBLAS_NUM_THREADS already set; threadpoolctl if present
     batch = WORKLOADS[workload]
@@ -81,13 +85,14 @@ def child(workload: str, threads: int, rounds: int) -> dict[str, list[float]]:
     names = [n for n in VARIANTS if workload.startswith("infer") or n != "no folding"]
     times: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(rounds + 1):  # round 0 warms up (and compiles the numba kernels)
-        for name, (kernels, fold) in VARIANTS.items():
+        for name, (kernels, fold, split) in VARIANTS.items():
             if workload.startswith("train") and name == "no folding":
                 continue  # training never folds
             jit.set_kernels(kernels)
             start = time.perf_counter()
-            for _ in range(calls_per_round):
-                call(fold)
+            with threads.parallel_step(workers=None if split else 1):
+                for _ in range(calls_per_round):
+                    call(fold)
             if round_:
                 times[name].append((time.perf_counter() - start) / calls_per_round * 1e3)
     return times

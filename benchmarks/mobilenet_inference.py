@@ -11,8 +11,9 @@ BatchNormalization with the moving statistics, ReLU6, Add, ZeroPadding2D, Averag
 Dense) in the channels_last memory format, which is NHWC like edgelearn's arrays. Before
 timing, the two outputs are compared on the same batch.
 
-The libraries alternate call by call (edgelearn, torch, edgelearn, ...) after warm-up calls,
-and the medians are reported with the ratio. As in ``train_cnn.py``, each thread count runs in
+The libraries alternate call by call after warm-up calls, each run starting with the next one
+(a call right after a peer's can meet that peer's threads still spinning), and the medians are
+reported with the ratios. As in ``train_cnn.py``, each thread count runs in
 its own child process with OMP_NUM_THREADS / OPENBLAS_NUM_THREADS set and without the
 workplace's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE.
 
@@ -221,8 +222,11 @@ def child(args: argparse.Namespace) -> int:
         for call in calls.values():
             for _ in range(args.warmup):
                 call()
-        for _ in range(args.runs):
-            for lib, call in calls.items():
+        order = list(calls.items())
+        for run in range(args.runs):
+            # Each run starts with the next library: a call right after a peer's may share the
+            # cores with that peer's threads, still spinning (OpenMP's, ONNX Runtime's).
+            for lib, call in order[run % len(order) :] + order[: run % len(order)]:
                 begin = time.perf_counter()
                 call()
                 times.setdefault(f"{lib}/{batch}", []).append(time.perf_counter() - begin)
