@@ -49,6 +49,16 @@ def test_split_runs_contiguous_parts_in_order_on_several_threads():
     assert len(seen) > 1
 
 
+def test_small_batches_keep_blas_threads_unless_told_otherwise():
+    if threads.blas_threads() is None:
+        pytest.skip("numpy's BLAS is not an OpenBLAS edgelearn can control here")
+    small = threads.MIN_BATCH_ELEMENTS - 1
+    with threads.parallel_step(batch_elements=small) as width:
+        assert width == 1
+    with threads.parallel_step(workers=2, batch_elements=small) as width:
+        assert width == 2
+
+
 def test_an_outer_block_decides_the_width_of_inner_ones():
     with threads.parallel_step(workers=1):
         with threads.parallel_step(workers=2) as width:

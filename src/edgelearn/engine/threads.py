@@ -9,8 +9,8 @@ benchmarks/README.md a patch matrix took 3x as long to rebuild after a 2-thread 
 it, and a 2-thread training step ran slower than a 1-thread one.
 
 So, inside :func:`parallel_step` (which ``Model`` enters for each training step and prediction
-batch), BLAS runs on one thread and the heavy primitives split their batch into as many parts
-as BLAS had threads, one part per thread: each thread builds, multiplies and pools the samples
+batch of at least :data:`MIN_BATCH_ELEMENTS` input values), BLAS runs on one thread and the
+heavy primitives split their batch into as many parts as BLAS had threads, one part per thread: each thread builds, multiplies and pools the samples
 of its part, which stay in its own core's caches. The parts run in a small pool of Python
 threads; NumPy's GEMMs and copies and the numba kernels release the GIL while they work.
 
@@ -102,14 +102,25 @@ def blas_threads() -> int | None:
     return None if blas is None else int(blas[0]())
 
 
-@contextlib.contextmanager
-def parallel_step(workers: int | None = None) -> Iterator[int]:
-    """Split the primitives' batches over ``workers`` threads (default: BLAS's thread count)
-    with BLAS on one thread, until the block ends; yields the width in use.
+# Batches of fewer input values than this are not split by default: their passes are too short
+# for a hand-off between threads, and BLAS's own threads (which wait for work spinning) serve
+# them better. Measured with 2 threads (benchmarks/README.md): the split lost 7-11% for the
+# codelab CNN at batch 64 (50k values) and MobileNetV2 at batch 1 (150k), broke even at batch
+# 256 (200k), and won 13% at batch 512 (401k), 22% for the Keras-example CNN at batch 512 and
+# 7% for MobileNetV2 at batch 8 (1.2M).
+MIN_BATCH_ELEMENTS = 1 << 18
 
-    Nested blocks keep the outer block's width, so ``with parallel_step(workers=1):`` around
-    ``fit`` or ``predict`` turns the split off (BLAS then keeps its own threads, as without
-    this module). Without a controllable BLAS the default width is 1.
+
+@contextlib.contextmanager
+def parallel_step(workers: int | None = None, batch_elements: int | None = None) -> Iterator[int]:
+    """Split the primitives' batches over ``workers`` threads with BLAS on one thread, until the
+    block ends; yields the width in use.
+
+    By default ``workers`` is BLAS's thread count, or 1 (no split) for a batch of fewer than
+    :data:`MIN_BATCH_ELEMENTS` input values (``batch_elements``, if given) or without a BLAS
+    edgelearn can control. Nested blocks keep the outer block's width, so ``with
+    parallel_step(workers=1):`` around ``fit`` or ``predict`` turns the split off (BLAS then
+    keeps its own threads, as without this module).
     """
     global _width, _active
     if workers is not None and workers < 1:
@@ -119,7 +130,8 @@ def parallel_step(workers: int | None = None) -> Iterator[int]:
         return
     blas = _find_blas()
     if workers is None:
-        workers = 1 if blas is None else int(blas[0]())
+        small = batch_elements is not None and batch_elements < MIN_BATCH_ELEMENTS
+        workers = 1 if blas is None or small else int(blas[0]())
     previous = None
     if blas is not None and workers > 1:
         previous = int(blas[0]())

@@ -325,8 +325,8 @@ class Model:
         return [loss(y, out) for loss, y, out in zip(self.losses, ys, outputs)]
 
     def _train_step(self, xs: list[np.ndarray], ys: list[np.ndarray]):
-        # The batch's samples split over BLAS's threads, each thread a part (engine.threads).
-        with threads.parallel_step():
+        # Large batches split over BLAS's threads, each thread a part (engine.threads).
+        with threads.parallel_step(batch_elements=sum(np.size(x) for x in xs)):
             return self._train_step_parts(xs, ys)
 
     def _train_step_parts(self, xs: list[np.ndarray], ys: list[np.ndarray]):
@@ -350,7 +350,7 @@ class Model:
 
     def _predict_lists(self, xs: list[np.ndarray]) -> list[np.ndarray]:
         allocator.use_default()
-        with no_grad(), threads.parallel_step():
+        with no_grad(), threads.parallel_step(batch_elements=sum(np.size(x) for x in xs)):
             outputs = self.forward([Tensor(np.asarray(x, dtype=np.float32)) for x in xs])
         return [out.data for out in outputs]
 
