@@ -60,9 +60,8 @@ def test_small_batches_keep_blas_threads_unless_told_otherwise():
 
 
 def test_an_outer_block_decides_the_width_of_inner_ones():
-    with threads.parallel_step(workers=1):
-        with threads.parallel_step(workers=2) as width:
-            assert width == 1 and threads.split(4, lambda a, b: (a, b)) == [(0, 4)]
+    with threads.parallel_step(workers=1), threads.parallel_step(workers=2) as width:
+        assert width == 1 and threads.split(4, lambda a, b: (a, b)) == [(0, 4)]
     with threads.parallel_step(workers=2), threads.parallel_step(workers=1) as width:
         assert width == 2
 
