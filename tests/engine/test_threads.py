@@ -141,10 +141,12 @@ def test_split_primitives_match_the_serial_path(tiny_parts, engine_kernels):
     x = rng.normal(size=(5, 8, 8, 3)).astype(np.float32)
     kernel = rng.normal(size=(3, 3, 3, 4)).astype(np.float32)
     w = rng.normal(size=(16, 7)).astype(np.float32)
+    depthwise = rng.normal(size=(3, 3, 4, 1)).astype(np.float32)
 
     def run():
-        inputs = [Tensor(a.copy(), requires_grad=True) for a in (x, kernel, w)]
+        inputs = [Tensor(a.copy(), requires_grad=True) for a in (x, kernel, w, depthwise)]
         conv = F.Conv2D.apply(inputs[0], inputs[1], None, strides=(1, 1), padding="same")
+        conv = F.DepthwiseConv2D.apply(conv, inputs[3], None, strides=(1, 1), padding="same")
         pooled = F.MaxPool2D.apply(
             F.ReLU.apply(conv), pool_size=(2, 2), strides=(2, 2), padding="valid"
         )

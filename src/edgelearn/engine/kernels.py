@@ -20,7 +20,7 @@ import itertools
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from edgelearn.engine import jit
+from edgelearn.engine import jit, threads
 
 
 def output_length(length: int, kernel: int, stride: int, padding: str) -> int:
@@ -376,15 +376,21 @@ def depthwise_conv2d(xp: np.ndarray, kernel: np.ndarray, strides, out_hw) -> np.
     out = np.empty((n, oh, *row), dtype=np.result_type(xp, kernel))
     rows = max(1, DEPTHWISE_BLOCK // (ow * c * m))
     images = max(1, rows // oh)
-    tmp = np.empty((min(images, n), min(rows, oh), *row), dtype=out.dtype)
-    for first in range(0, n, images):
-        for top in range(0, oh, rows):
-            block = (slice(first, first + images), slice(top, top + rows))
-            target = out[block]
-            product = tmp[: target.shape[0], : target.shape[1]]
-            np.multiply(windows[0][block], weights[0], out=target)
-            for window, weight in zip(windows[1:], weights[1:]):
-                target += np.multiply(window[block], weight, out=product)
+
+    def part(start: int, stop: int) -> None:
+        tmp = np.empty((min(images, stop - start), min(rows, oh), *row), dtype=out.dtype)
+        for first in range(start, stop, images):
+            for top in range(0, oh, rows):
+                block = (slice(first, min(stop, first + images)), slice(top, top + rows))
+                target = out[block]
+                product = tmp[: target.shape[0], : target.shape[1]]
+                np.multiply(windows[0][block], weights[0], out=target)
+                for window, weight in zip(windows[1:], weights[1:]):
+                    target += np.multiply(window[block], weight, out=product)
+
+    # Images split over threads (engine.threads); ~KH*KW multiply-adds per output value.
+    work_per_image = kh * kw * oh * ow * c * m
+    threads.split(n, part, min_items=max(1, threads.ELEMENTS_PER_PART // work_per_image))
     return out.reshape(n, oh, ow, c, m)
 
 
