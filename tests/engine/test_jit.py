@@ -152,17 +152,39 @@ def test_set_kernels_validates_its_argument():
     assert jit.enabled()
 
 
+@pytest.mark.parametrize("flat", [False, True], ids=["per-pixel", "row-wise"])
+@pytest.mark.parametrize("kernel_hw", [(3, 3), (5, 2)])
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @pytest.mark.parametrize("strides", [(1, 1), (2, 2), (2, 1)])
 @pytest.mark.parametrize("shape", [(2, 9, 9, 16), (1, 8, 11, 5)])
-def test_fused_inference_depthwise_matches_the_layered_computation(shape, strides, padding):
+def test_fused_inference_depthwise_matches_the_layered_computation(
+    shape, strides, padding, kernel_hw, flat, monkeypatch
+):
+    # The row-wise kernel serves large outputs with strides of 1; here it serves all of them.
+    monkeypatch.setattr(jit, "FLAT_DEPTHWISE_PIXELS", 0 if flat else 1 << 40)
     x = rng.normal(size=shape).astype(np.float32)
-    kernel = rng.normal(size=(3, 3, shape[3], 1)).astype(np.float32)
+    kernel = rng.normal(size=(*kernel_hw, shape[3], 1)).astype(np.float32)
     bias = rng.normal(size=shape[3]).astype(np.float32)
     plain = F.DepthwiseConv2D.apply(x, kernel, bias, strides=strides, padding=padding).numpy()
-    pads = kernels.pad_amounts(shape[1], shape[2], (3, 3), strides, padding)
+    pads = kernels.pad_amounts(shape[1], shape[2], kernel_hw, strides, padding)
     fused = jit.depthwise_conv2d_inference(x, kernel, bias, strides, pads, plain.shape[1:3], 0, 1)
     np.testing.assert_allclose(fused, np.clip(plain, 0, 1), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["per-pixel", "row-wise"])
+def test_fused_inference_depthwise_reads_extra_zero_padding_in_place(flat, monkeypatch):
+    # A ZeroPadding2D ((1, 0), (2, 0)) before a 'valid' convolution: taps before the input's
+    # first row and columns read zeros.
+    monkeypatch.setattr(jit, "FLAT_DEPTHWISE_PIXELS", 0 if flat else 1 << 40)
+    x = rng.normal(size=(2, 7, 6, 8)).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, 8, 1)).astype(np.float32)
+    bias = rng.normal(size=8).astype(np.float32)
+    padded = np.pad(x, ((0, 0), (1, 0), (2, 0), (0, 0)))
+    plain = F.DepthwiseConv2D.apply(padded, kernel, bias, strides=(1, 1), padding="valid")
+    fused = jit.depthwise_conv2d_inference(
+        x, kernel, bias, (1, 1), ((1, 0), (2, 0)), plain.shape[1:3], -1.0, 2.0
+    )
+    np.testing.assert_allclose(fused, np.clip(plain.numpy(), -1, 2), rtol=1e-6, atol=1e-6)
 
 
 def test_bias_clip_matches_numpy():

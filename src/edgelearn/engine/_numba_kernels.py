@@ -119,6 +119,45 @@ def bias_clip(out, bias, low, high):
 
 
 @jit
+def depthwise1_inference_flat(x, tiled, bias_row, top, left, low, high, out, first, last):
+    """:func:`depthwise1_inference` for strides of 1, over whole rows: the weights (and bias)
+    come tiled along an output row (``tiled[i, j, xo * C + ch] = kernel[i, j, ch]``), so each
+    kernel position is one multiply-add over a contiguous run of up to OW*C values, which LLVM
+    vectorises whatever C is (the per-pixel loop over C runs mostly scalar for C = 32)."""
+    n, h, w, c = x.shape
+    oh, ow = out.shape[1], out.shape[2]
+    kh, kw = tiled.shape[0], tiled.shape[1]
+    rows_in, rows_out = x.reshape(n, h, w * c), out.reshape(n, oh, ow * c)
+    for row in range(first, last):
+        b = row // oh
+        y = row - b * oh
+        acc = rows_out[b, y]
+        for k in range(acc.shape[0]):
+            acc[k] = bias_row[k]
+        for i in range(kh):
+            iy = y + i - top
+            if iy < 0 or iy >= h:
+                continue
+            source = rows_in[b, iy]
+            for j in range(kw):
+                # Output columns whose tap j lands inside the input: 0 <= xo + j - left < w.
+                start, stop = max(0, left - j), min(ow, w + left - j)
+                if stop <= start:
+                    continue
+                # Slices indexed from 0: the compiler can drop negative-index wraparound.
+                target = acc[start * c : stop * c]
+                values = source[(start + j - left) * c : (stop + j - left) * c]
+                weights = tiled[i, j, start * c : stop * c]
+                for k in range(target.shape[0]):
+                    target[k] += values[k] * weights[k]
+        for k in range(acc.shape[0]):
+            v = acc[k]
+            v = low if v < low else v  # noqa: FURB136
+            acc[k] = high if v > high else v  # noqa: FURB136
+    return 0
+
+
+@jit
 def depthwise1_inference(x, kernel, bias, sh, sw, top, left, low, high, out, first, last):
     """Depthwise convolution (one filter per channel) of the unpadded ``x`` with 'same'/'valid'
     padding ``top``/``left`` (taps outside ``x`` are skipped: zero padding without a padded
