@@ -1,9 +1,9 @@
 """Inference snapshots of a model: the same predictions as ``model.predict``, faster.
 
-:class:`Predictor` runs edgelearn's own kernels with the batch normalisations folded into the
-convolutions once, as an inference session folds them when it loads a model (``model.predict``
-folds them at every call, as it cannot know the weights did not change). It needs nothing but
-the core.
+:class:`Predictor` runs edgelearn's own kernels from a plan made once, with the batch
+normalisations folded into the convolutions, as an inference session folds them when it loads a
+model (``model.predict`` walks the layer graph and folds at every call, as it cannot know the
+weights did not change). It needs nothing but the core.
 
 :class:`OnnxRuntimePredictor` exports a model once with :func:`edgelearn.io.onnx.export` and runs
 the ONNX graph in an ``onnxruntime.InferenceSession``. Its ``predict`` takes and returns what
@@ -31,15 +31,20 @@ from typing import Any
 
 import numpy as np
 
+from edgelearn.engine import allocator, no_grad, threads
 from edgelearn.io import onnx as onnx_io
-from edgelearn.models import Model, folding
+from edgelearn.models import Model
+from edgelearn.models.inference import InferencePlan
 
 
 class Predictor:
-    """Predictions of ``model`` with its weights as they are at the predictor's first
-    prediction: each batch normalisation that folds into the convolution before it (see
-    :mod:`edgelearn.models.folding`) is folded once and kept. Make a new predictor after the
-    weights change; the model itself is untouched and predicts as before.
+    """Predictions of ``model`` with its weights as they are when the predictor is made.
+
+    The model's inference is planned once (:class:`edgelearn.models.inference.InferencePlan`):
+    each batch normalisation that folds into the convolution before it (see
+    :mod:`edgelearn.models.folding`) is folded once, and each prediction runs a flat list of
+    steps on arrays. Make a new predictor after the weights change; the model itself is
+    untouched and predicts as before.
 
     Example:
         >>> import numpy as np, edgelearn as el
@@ -55,17 +60,35 @@ class Predictor:
         if not isinstance(model, Model):
             raise TypeError(f"Predictor expects an edgelearn model. Received: model={model!r}")
         self.model = model
-        self._folded: dict = {}
+        self.plan = InferencePlan(model)
 
     def predict(self, x: Any, batch_size: int | None = None) -> Any:
         """Outputs for ``x`` in batches of ``batch_size`` (32 by default), as ``model.predict``."""
-        with folding.keep_folded_weights(self._folded):
-            return self.model.predict(x, batch_size=batch_size)
+        model = self.model
+        batch_size = model._check_batch_size(batch_size)
+        xs = model._inputs_list(x)
+        if len(xs[0]) == 0:
+            raise ValueError("predict() received an empty x")
+        model._check_inputs(xs)
+        batches = [
+            self._run([a[index] for a in xs])
+            for index in model._batches(len(xs[0]), batch_size, shuffle=False)
+        ]
+        outputs = [np.concatenate(parts) for parts in zip(*batches)]
+        return outputs[0] if len(outputs) == 1 else outputs
 
     def predict_on_batch(self, x: Any) -> Any:
         """Outputs for one batch ``x``, as ``model.predict_on_batch``."""
-        with folding.keep_folded_weights(self._folded):
-            return self.model.predict_on_batch(x)
+        xs = self.model._inputs_list(x)
+        self.model._check_inputs(xs)
+        outputs = self._run(xs)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def _run(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+        xs = [np.asarray(a, dtype=np.float32) for a in xs]
+        allocator.use_default()
+        with no_grad(), threads.parallel_step(batch_elements=sum(a.size for a in xs)):
+            return self.plan.run(xs)
 
 
 class OnnxRuntimePredictor:

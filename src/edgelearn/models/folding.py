@@ -11,8 +11,8 @@ gradients always see the layers as they are. The kernel is scaled on every call,
 cached that could go stale when weights change; that pass over the kernel costs less than the
 normalisation's passes over the output even where the kernel is the larger (MobileNetV2's last
 layers at batch 1). :class:`edgelearn.runtime.Predictor`, a snapshot of a model for inference,
-keeps the folded weights instead (:func:`keep_folded_weights`). Measured on nsfwjs'
-MobileNetV2 (benchmarks/README.md).
+folds once instead (:mod:`edgelearn.models.inference`). Measured on nsfwjs' MobileNetV2
+(benchmarks/README.md).
 
 Example:
     >>> import numpy as np
@@ -25,10 +25,7 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
-from collections.abc import Iterator
 
 from edgelearn import activations
 from edgelearn.engine import Tensor
@@ -74,28 +71,7 @@ def call_folded(
 ) -> Tensor:
     """``norm(layer(padding(x)))`` at inference as one convolution, clipped to ``clip`` if
     given."""
-    store, key = _kept.get(), (id(layer), id(norm), x.dtype)
-    weights = None if store is None else store.get(key)
-    if weights is None:
-        weights = layer.folded_weights(*norm.inference_affine(x.dtype))
-        if store is not None:
-            store[key] = weights
+    weights = layer.folded_weights(*norm.inference_affine(x.dtype))
     if padding is None:
         return layer.call_folded(x, *weights, clip)
     return layer.call_folded(x, *weights, clip, pads=padding.padding)
-
-
-# The store of keep_folded_weights, while a block of it runs (one per context: thread-safe).
-_kept: contextvars.ContextVar[dict | None] = contextvars.ContextVar("kept", default=None)
-
-
-@contextlib.contextmanager
-def keep_folded_weights(store: dict) -> Iterator[None]:
-    """Inside the block, folded kernels and biases are computed once per layer and kept in
-    ``store`` for later blocks with the same store: they go stale if the weights change, which
-    is why only :class:`edgelearn.runtime.Predictor` (a snapshot by contract) uses this."""
-    token = _kept.set(store)
-    try:
-        yield
-    finally:
-        _kept.reset(token)
