@@ -142,14 +142,14 @@ class MatMul(Function):
         threads.split(
             len(x2d),
             lambda a, b: np.matmul(x2d[a:b], w, out=out[a:b]),
-            min_items=_rows_per_part(x2d.shape[1] * w.shape[1]),
+            min_items=gemm_rows_per_part(x2d.shape[1] * w.shape[1]),
         )
         return out.reshape(*x.shape[:-1], w.shape[1])
 
     def backward(self, grad):
         x, w = self.x, self.w
         grad2d = grad.reshape(-1, grad.shape[-1])
-        rows = _rows_per_part(w.size)
+        rows = gemm_rows_per_part(w.size)
         grad_x = grad_w = None
         if self.needs_grad[0]:
             grad_x = np.empty((len(grad2d), w.shape[0]), dtype=np.result_type(grad, w))
@@ -172,7 +172,8 @@ class MatMul(Function):
 GEMM_WORK_PER_PART = 1 << 25
 
 
-def _rows_per_part(work_per_row: int) -> int:
+def gemm_rows_per_part(work_per_row: int) -> int:
+    """The least rows of a GEMM part (engine.threads) for ``work_per_row`` multiply-adds a row."""
     return max(1, GEMM_WORK_PER_PART // max(1, work_per_row))
 
 
@@ -417,7 +418,7 @@ class Conv2D(Function):
                 if bias is not None:
                     out[start:stop] += bias
 
-            threads.split(n * pixels, pointwise, min_items=_rows_per_part(weights.size))
+            threads.split(n * pixels, pointwise, min_items=gemm_rows_per_part(weights.size))
         else:
             self.cols = None
             if bias is not None:
@@ -457,7 +458,7 @@ class Conv2D(Function):
             parts = threads.split(
                 len(grad2d),
                 lambda start, stop: self.cols[start:stop].T @ grad2d[start:stop],
-                min_items=_rows_per_part(self.kernel.size),
+                min_items=gemm_rows_per_part(self.kernel.size),
             )
             grad_kernel = sum(parts[1:], parts[0]).reshape(self.kernel.shape)
         elif self.needs_grad[1]:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from edgelearn.engine import Tensor, kernels
+from edgelearn.engine import Tensor, kernels, threads
 from edgelearn.engine import functions as F
 from edgelearn.layers import Conv2D, Layer
 from edgelearn.models import folding
@@ -128,6 +128,26 @@ def _folded(layer: Layer, norm: Layer, clip, padding: Layer | None) -> Callable[
     """``norm(layer(padding(x)))`` (clipped to ``clip`` if given) with the folded weights bound."""
     kernel, bias = layer.folded_weights(*norm.inference_affine(np.float32))
     kernel, bias = kernel.astype(np.float32, copy=False), bias.astype(np.float32, copy=False)
+    if type(layer) is Conv2D and layer.kernel_size == (1, 1) and tuple(layer.strides) == (1, 1):
+        weights = np.ascontiguousarray(kernel.reshape(kernel.shape[2:]))
+        rows_per_part = F.gemm_rows_per_part(weights.size)
+
+        def pointwise(x: np.ndarray) -> np.ndarray:
+            # A 1x1 convolution is one GEMM on the pixels (split over threads where it pays).
+            pixels = x.reshape(-1, x.shape[-1])
+            out = np.empty((len(pixels), weights.shape[1]), dtype=np.float32)
+            threads.split(
+                len(pixels),
+                lambda a, b: np.matmul(pixels[a:b], weights, out=out[a:b]),
+                min_items=rows_per_part,
+            )
+            if clip is None:
+                out += bias
+            else:
+                kernels.bias_clip_(out, bias, *clip)
+            return out.reshape(*x.shape[:-1], weights.shape[1])
+
+        return pointwise
     if type(layer) is Conv2D:
         strides, padding_mode = layer.strides, layer.padding
 
