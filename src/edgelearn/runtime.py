@@ -64,18 +64,7 @@ class Predictor:
 
     def predict(self, x: Any, batch_size: int | None = None) -> Any:
         """Outputs for ``x`` in batches of ``batch_size`` (32 by default), as ``model.predict``."""
-        model = self.model
-        batch_size = model._check_batch_size(batch_size)
-        xs = model._inputs_list(x)
-        if len(xs[0]) == 0:
-            raise ValueError("predict() received an empty x")
-        model._check_inputs(xs)
-        batches = [
-            self._run([a[index] for a in xs])
-            for index in model._batches(len(xs[0]), batch_size, shuffle=False)
-        ]
-        outputs = [np.concatenate(parts) for parts in zip(*batches)]
-        return outputs[0] if len(outputs) == 1 else outputs
+        return self.model._predict_batches(x, batch_size, self._run)
 
     def predict_on_batch(self, x: Any) -> Any:
         """Outputs for one batch ``x``, as ``model.predict_on_batch``."""
@@ -136,19 +125,13 @@ class OnnxRuntimePredictor:
             >>> [y.shape for y in OnnxRuntimePredictor(model).predict([ones, ones])]
             [(5, 3), (5, 2)]
         """
-        model = self.model
-        batch_size = model._check_batch_size(batch_size)
-        xs = model._inputs_list(x)
-        if len(xs[0]) == 0:
-            raise ValueError("predict() received an empty x")
-        model._check_inputs(xs)
-        xs = [np.ascontiguousarray(a, dtype=np.float32) for a in xs]
-        batches = [
-            self.session.run(None, {name: a[index] for name, a in zip(self._inputs, xs)})
-            for index in model._batches(len(xs[0]), batch_size, shuffle=False)
-        ]
-        outputs = [np.concatenate(parts) for parts in zip(*batches)]
-        return outputs[0] if len(outputs) == 1 else outputs
+        return self.model._predict_batches(x, batch_size, self._run)
+
+    def _run(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+        feed = {
+            name: np.ascontiguousarray(a, dtype=np.float32) for name, a in zip(self._inputs, xs)
+        }
+        return self.session.run(None, feed)
 
 
 __all__ = ["OnnxRuntimePredictor", "Predictor"]

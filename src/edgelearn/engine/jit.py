@@ -164,41 +164,22 @@ def depthwise_conv2d_inference(x, kernel, bias, strides, pads, out_hw, low, high
     n, c = x.shape[0], x.shape[3]
     kh, kw = kernel.shape[:2]
     out = np.empty((n, *out_hw, c), dtype=x.dtype)
-    rows = max(1, threads.ELEMENTS_PER_PART // (kh * kw * out_hw[1] * c))
+    kernel = np.asarray(kernel, dtype=x.dtype).reshape(kh, kw, c)
+    bias, bounds = np.asarray(bias, dtype=x.dtype), x.dtype.type([low, high])
     if tuple(strides) == (1, 1) and out_hw[0] * out_hw[1] >= FLAT_DEPTHWISE_PIXELS:
         ow = out_hw[1]
-        tiled = np.tile(np.asarray(kernel, dtype=x.dtype).reshape(kh, kw, 1, c), (1, 1, ow, 1))
-        flat = (
-            np.ascontiguousarray(x),
-            tiled.reshape(kh, kw, ow * c),
-            np.tile(np.asarray(bias, dtype=x.dtype), ow),
-            pads[0][0],
-            pads[1][0],
-            *x.dtype.type([low, high]),
-            out,
-        )
-        threads.split(
-            n * out_hw[0],
-            lambda first, last: call("depthwise1_inference_flat", *flat, first, last),
-            min_items=rows,
-        )
-        return out
-    args = (
-        np.ascontiguousarray(x),
-        np.ascontiguousarray(kernel, dtype=x.dtype).reshape(kh, kw, c),
-        np.ascontiguousarray(bias, dtype=x.dtype),
-        *strides,
-        pads[0][0],
-        pads[1][0],
-        *x.dtype.type([low, high]),
-        out,
-    )
+        tiled = np.tile(kernel.reshape(kh, kw, 1, c), (1, 1, ow, 1)).reshape(kh, kw, ow * c)
+        name, weights = "depthwise1_inference_flat", (tiled, np.tile(bias, ow))
+    else:
+        name = "depthwise1_inference"
+        weights = (np.ascontiguousarray(kernel), np.ascontiguousarray(bias), *strides)
+    args = (np.ascontiguousarray(x), *weights, pads[0][0], pads[1][0], *bounds, out)
     # Parts of output rows, each ~kh*kw multiply-adds per value: fewer values per part than a
     # plain pass over memory.
     threads.split(
         n * out_hw[0],
-        lambda first, last: call("depthwise1_inference", *args, first, last),
-        min_items=rows,
+        lambda first, last: call(name, *args, first, last),
+        min_items=max(1, threads.ELEMENTS_PER_PART // (kh * kw * out_hw[1] * c)),
     )
     return out
 

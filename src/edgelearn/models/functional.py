@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from edgelearn.engine import Tensor, is_grad_enabled
@@ -120,23 +121,12 @@ class Functional(Model):
         values: dict[int, Tensor] = {id(k): v for k, v in zip(self.inputs, inputs)}
         # At inference, batch normalisations right after a convolution run inside it (see
         # edgelearn.models.folding), with the ReLU after them and the padding before them.
-        folds = self._folds if not training and not is_grad_enabled() else {}
-        folded = {s for steps in folds.values() for s in steps if s is not None}
-        for step, node in enumerate(self._nodes):
-            if step in folded:
-                continue
-            if step in folds:
-                norm, relu, pad = (None if s is None else self._nodes[s] for s in folds[step])
-                source = node if pad is None else pad
-                clip = None if relu is None else folding.clip_bounds(relu.layer)
-                outputs = folding.call_folded(
-                    node.layer,
-                    norm.layer,
-                    values[id(source.input_tensors[0])],
-                    clip,
-                    None if pad is None else pad.layer,
-                )
-                node = norm if relu is None else relu  # whose outputs these are
+        for step, node, fold in self._steps(not training and not is_grad_enabled()):
+            if fold is not None:
+                source, norm, clip, padding, produced = fold
+                x = values[id(source.input_tensors[0])]
+                outputs = folding.call_folded(node.layer, norm, x, clip, padding)
+                node = produced  # whose outputs these are
             else:
                 args = [values[id(t)] for t in node.input_tensors]
                 outputs = node.layer.call(
@@ -149,6 +139,26 @@ class Functional(Model):
             for key in self._released_after[step]:
                 values.pop(key, None)
         return [values[id(t)] for t in self.outputs]
+
+    def _steps(self, fold: bool) -> Iterator[tuple[int, Node, tuple | None]]:
+        """The steps to run, ``(step, node, folded)``: with ``fold``, steps folded into a
+        convolution are left out and ``folded`` describes the convolution's folded run (see
+        :meth:`_folded_step`); otherwise, and for every other step, ``folded`` is None."""
+        folds = self._folds if fold else {}
+        inside = {s for steps in folds.values() for s in steps if s is not None}
+        for step, node in enumerate(self._nodes):
+            if step not in inside:
+                yield step, node, (self._folded_step(step) if step in folds else None)
+
+    def _folded_step(self, step: int) -> tuple[Node, Layer, Any, Layer | None, Node]:
+        """For the step of a folded convolution (a key of ``_folds``): the node whose input it
+        reads (its padding's when that folds too), the normalisation layer, the ReLU's clip
+        bounds (or None), the padding layer (or None) and the node whose outputs it produces."""
+        norm, relu, pad = (None if s is None else self._nodes[s] for s in self._folds[step])
+        source = self._nodes[step] if pad is None else pad
+        clip = None if relu is None else folding.clip_bounds(relu.layer)
+        produced = norm if relu is None else relu
+        return source, norm.layer, clip, None if pad is None else pad.layer, produced
 
     def _batch_norm_folds(self) -> dict[int, tuple[int, int | None, int | None]]:
         """Steps of convolutions whose output only a foldable batch normalisation reads (see

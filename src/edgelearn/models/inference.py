@@ -86,18 +86,12 @@ class InferencePlan:
             return numbers.setdefault(id(tensor), len(numbers))
 
         self.input_slots = [slot(t) for t in model.inputs]
-        folds = model._folds
-        folded = {s for steps in folds.values() for s in steps if s is not None}
-        for step, node in enumerate(model._nodes):
-            if step in folded:
-                continue
-            if step in folds:
-                norm, relu, pad = (None if s is None else model._nodes[s] for s in folds[step])
-                source = node if pad is None else pad
-                clip = None if relu is None else folding.clip_bounds(relu.layer)
-                run = _folded(node.layer, norm.layer, clip, None if pad is None else pad.layer)
+        for step, node, fold in model._steps(fold=True):
+            if fold is not None:
+                source, norm, clip, padding, produced = fold
+                run = _folded(node.layer, norm, clip, padding)
                 inputs = [slot(source.input_tensors[0])]
-                outputs = [slot((norm if relu is None else relu).outputs[0])]
+                outputs = [slot(produced.outputs[0])]
             else:
                 run = _layer(node.layer, isinstance(node.inputs, (list, tuple)))
                 inputs = [slot(t) for t in node.input_tensors]

@@ -564,13 +564,20 @@ class Model:
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = 0) -> Any:
         """Outputs for ``x``, computed in batches without recording gradients."""
+        return self._predict_batches(x, batch_size, self._predict_lists)
+
+    def _predict_batches(
+        self, x: Any, batch_size: int | None, run: Callable[[list[np.ndarray]], list[np.ndarray]]
+    ) -> Any:
+        """``predict``'s checks and batching around ``run`` (one batch's input arrays to its
+        output arrays), shared with the predictors of ``edgelearn.runtime``."""
         batch_size = self._check_batch_size(batch_size)
         xs = self._inputs_list(x)
         if len(xs[0]) == 0:
             raise ValueError("predict() received an empty x")
         self._check_inputs(xs)
         batches = [
-            self._predict_lists([a[index] for a in xs])
+            run([a[index] for a in xs])
             for index in self._batches(len(xs[0]), batch_size, shuffle=False)
         ]
         outputs = [np.concatenate(parts) for parts in zip(*batches)]
