@@ -185,3 +185,13 @@ def test_conv2d_matches_a_direct_convolution():
             patch = x[:, 2 * i : 2 * i + 3, j : j + 2, :]
             expected[:, i, j, :] = np.einsum("nhwc,hwcf->nf", patch, w) + b
     np.testing.assert_allclose(out, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [((0, 4), (4, 3)), ((2, 0), (0, 3)), ((4,), (4, 3))])
+def test_matmul_handles_empty_and_one_dimensional_inputs_as_numpy(x_shape, w_shape):
+    x = Tensor(np.ones(x_shape, dtype=np.float32), requires_grad=True)
+    w = Tensor(np.ones(w_shape, dtype=np.float32), requires_grad=True)
+    out = F.MatMul.apply(x, w)
+    np.testing.assert_array_equal(out.numpy(), x.numpy() @ w.numpy())
+    out.sum().backward()
+    assert x.grad.shape == x_shape and w.grad.shape == w_shape

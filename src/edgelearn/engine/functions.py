@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -137,7 +138,7 @@ class MatMul(Function):
 
     def forward(self, x, w):
         self.x, self.w = x, w
-        x2d = x.reshape(-1, x.shape[-1])
+        x2d = _rows(x)
         out = np.empty((len(x2d), w.shape[1]), dtype=np.result_type(x, w))
         threads.split(
             len(x2d),
@@ -148,7 +149,7 @@ class MatMul(Function):
 
     def backward(self, grad):
         x, w = self.x, self.w
-        grad2d = grad.reshape(-1, grad.shape[-1])
+        grad2d = _rows(grad)
         rows = gemm_rows_per_part(w.size)
         grad_x = grad_w = None
         if self.needs_grad[0]:
@@ -160,12 +161,17 @@ class MatMul(Function):
             )
             grad_x = grad_x.reshape(x.shape)
         if self.needs_grad[1]:
-            x2d = x.reshape(-1, x.shape[-1])
+            x2d = _rows(x)
             parts = threads.split(
                 len(grad2d), lambda a, b: x2d[a:b].T @ grad2d[a:b], min_items=rows
             )
             grad_w = sum(parts[1:], parts[0])
         return grad_x, grad_w
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    """``a`` as a matrix of its last axis (sizes spelled out: -1 fails for empty arrays)."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 # The least multiply-adds of a GEMM part worth a thread of its own (~0.3 ms on one core).
