@@ -3,13 +3,13 @@
 The model is nsfwjs' MobileNetV2 (224x224x3 inputs in [0, 1], 5 classes), loaded with
 ``el.load_model(nsfwjs.extract_model())``. A measurement is one call on a batch of random
 pixels: edgelearn's ``model.predict_on_batch(x)`` (no graph, as ``predict`` runs it), the same
-through ``edgelearn.runtime.Predictor(model)`` (row ``el-predictor``: the batch normalisations
-folded into the convolutions once, as ONNX Runtime's session folds them when it loads the model,
-instead of at every call) and the same network in PyTorch CPU eager under ``torch.inference_mode()``, built layer by layer from
-the edgelearn model's weights (Conv2D, DepthwiseConv2D as a grouped convolution,
-BatchNormalization with the moving statistics, ReLU6, Add, ZeroPadding2D, AveragePooling2D,
-Dense) in the channels_last memory format, which is NHWC like edgelearn's arrays. Before
-timing, the two outputs are compared on the same batch.
+through ``edgelearn.runtime.Predictor(model)`` (row ``el-predictor``: the inference planned
+once with the batch normalisations folded, as ONNX Runtime's session plans it when it loads the
+model, instead of at every call) and the same network in PyTorch CPU eager under
+``torch.inference_mode()``, built layer by layer from the edgelearn model's weights (Conv2D,
+DepthwiseConv2D as a grouped convolution, BatchNormalization with the moving statistics,
+ReLU6, Add, ZeroPadding2D, AveragePooling2D, Dense) in the channels_last memory format, which is
+NHWC like edgelearn's arrays. Before timing, the outputs are compared on the same batch.
 
 The libraries alternate call by call after warm-up calls, each run starting with the next one
 (a call right after a peer's can meet that peer's threads still spinning), and the medians are

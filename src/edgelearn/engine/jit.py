@@ -4,10 +4,12 @@ NumPy's GEMMs already use every core through BLAS, but a depthwise convolution i
 pass over the whole output per kernel position. The compiled kernels do the same arithmetic in
 one pass, output row by output row, on the calling thread: depthwise convolutions with one
 filter per channel (forward and both gradients; at inference also with the folded bias and
-clip, over the unpadded input, row-wise for large outputs with strides of 1), max pooling whose windows tile the input (forward with its
-winners, and backward), a convolution's input gradient (one GEMM into a patch-gradient matrix
-and a scatter-add, col2im, chunk by chunk) and the in-place bias-and-clip pass of folded
-convolutions at inference (:mod:`edgelearn.models.folding`). They are compiled on first use and cached on disk
+clip, over the unpadded input, row-wise for large outputs with strides of 1), max pooling whose
+windows tile the input (forward with its winners, and backward), a convolution's input
+gradient (one GEMM into a patch-gradient matrix and a scatter-add, col2im, chunk by chunk) and
+the in-place bias-and-clip pass of folded convolutions at inference
+(:mod:`edgelearn.models.folding`). Callers split large batches over threads
+(:mod:`edgelearn.engine.threads`). They are compiled on first use and cached on disk
 (numba's ``cache=True``; the first compilation takes a few seconds, loading numba and the cached
 kernels about 0.4 s of a process's first MobileNet prediction).
 

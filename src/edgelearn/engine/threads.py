@@ -10,8 +10,9 @@ it, and a 2-thread training step ran slower than a 1-thread one.
 
 So, inside :func:`parallel_step` (which ``Model`` enters for each training step and prediction
 batch of at least :data:`MIN_BATCH_ELEMENTS` input values), BLAS runs on one thread and the
-heavy primitives split their batch into as many parts as BLAS had threads, one part per thread: each thread builds, multiplies and pools the samples
-of its part, which stay in its own core's caches. The parts run in a small pool of Python
+heavy primitives split their batch into as many parts as BLAS had threads, one part per
+thread: each thread builds, multiplies and pools the samples of its part, which stay in its own
+core's caches. The parts run in a small pool of Python
 threads; NumPy's GEMMs and copies and the numba kernels release the GIL while they work.
 
 The width follows the BLAS thread count a user already controls (``OPENBLAS_NUM_THREADS``,
