@@ -29,7 +29,6 @@ import numpy as np
 from edgelearn.engine import Tensor, kernels, threads
 from edgelearn.engine import functions as F
 from edgelearn.layers import Conv2D, Layer
-from edgelearn.models import folding
 from edgelearn.models.functional import Functional
 from edgelearn.models.sequential import Sequential
 from edgelearn.models.training import Model
@@ -102,20 +101,11 @@ class InferencePlan:
         self.n_slots = len(numbers)
 
     def _plan_sequential(self, model: Sequential) -> None:
-        layers = model._layers + [None, None]
-        step, slot = 0, 0
-        while step < len(model._layers):
-            layer, norm, after = layers[step : step + 3]
-            if folding.can_fold(layer, norm, rank=4):
-                clip = folding.clip_bounds(after)
-                run = _folded(layer, norm, clip, None)
-                step += 2 if clip is None else 3
-            else:
-                run = _layer(layer, False)
-                step += 1
+        for slot, (layer, norm, clip) in enumerate(model._steps(fold=True)):
+            run = _layer(layer, False) if norm is None else _folded(layer, norm, clip, None)
             self.steps.append(Step(run, [slot], [slot + 1], [slot]))
-            slot += 1
-        self.input_slots, self.output_slots, self.n_slots = [0], [slot], slot + 1
+        last = len(self.steps)
+        self.input_slots, self.output_slots, self.n_slots = [0], [last], last + 1
 
 
 def _folded(layer: Layer, norm: Layer, clip, padding: Layer | None) -> Callable[..., Any]:

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -101,19 +102,29 @@ class Sequential(Model):
         outputs = inputs[0]
         # At inference, batch normalisations (and a ReLU after them) right after a convolution
         # run inside it.
-        fold = not training and not is_grad_enabled()
+        for layer, norm, clip in self._steps(not training and not is_grad_enabled()):
+            if norm is None:
+                outputs = layer.call(outputs, training=training)
+            else:
+                outputs = folding.call_folded(layer, norm, outputs, clip)
+        return [outputs]
+
+    def _steps(self, fold: bool) -> Iterator[tuple[Layer, Layer | None, Any]]:
+        """The layers to run, ``(layer, norm, clip)``: with ``fold``, a convolution with the
+        BatchNormalization folded into it (``norm``) and the clip bounds of a ReLU after that
+        (or None), the two left out of the steps; otherwise, and for every other layer,
+        ``(layer, None, None)``."""
         layers = self._layers + [None, None]
         step = 0
         while step < len(self._layers):
             layer, norm, after = layers[step : step + 3]
             if fold and folding.can_fold(layer, norm, rank=4):
                 clip = folding.clip_bounds(after)
-                outputs = folding.call_folded(layer, norm, outputs, clip)
+                yield layer, norm, clip
                 step += 2 if clip is None else 3
             else:
-                outputs = layer.call(outputs, training=training)
+                yield layer, None, None
                 step += 1
-        return [outputs]
 
     def _summary_rows(self):
         shapes = self._shapes[1:] or ["?"] * len(self._layers)
