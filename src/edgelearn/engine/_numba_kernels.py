@@ -163,30 +163,76 @@ def depthwise1_inference(x, kernel, bias, sh, sw, top, left, low, high, out, fir
     padding ``top``/``left`` (taps outside ``x`` are skipped: zero padding without a padded
     copy), plus ``bias``, clipped to [low, high]; output rows ``first`` to ``last`` (of the
     N*OH rows)."""
-    h, w, c = x.shape[1], x.shape[2], x.shape[3]
     oh, ow = out.shape[1], out.shape[2]
-    kh, kw = kernel.shape[0], kernel.shape[1]
     for row in range(first, last):
         b = row // oh
         y = row - b * oh
         target = out[b, y]
         for xo in range(ow):
-            acc = target[xo]
+            _depthwise1_pixel(x, kernel, bias, b, y, xo, sh, sw, top, left, low, high, target[xo])
+    return 0
+
+
+@jit
+def _depthwise1_pixel(x, kernel, bias, b, y, xo, sh, sw, top, left, low, high, acc):
+    """One output pixel of :func:`depthwise1_inference` into ``acc``, kernel position by
+    kernel position (taps outside ``x`` skipped)."""
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    for ch in range(c):
+        acc[ch] = bias[ch]
+    for i in range(kernel.shape[0]):
+        iy = y * sh + i - top
+        if iy < 0 or iy >= h:
+            continue
+        for j in range(kernel.shape[1]):
+            ix = xo * sw + j - left
+            if ix < 0 or ix >= w:
+                continue
+            source, weight = x[b, iy, ix], kernel[i, j]
             for ch in range(c):
-                acc[ch] = bias[ch]
-            for i in range(kh):
-                iy = y * sh + i - top
-                if iy < 0 or iy >= h:
-                    continue
-                for j in range(kw):
-                    ix = xo * sw + j - left
-                    if ix < 0 or ix >= w:
-                        continue
-                    source, weight = x[b, iy, ix], kernel[i, j]
-                    for ch in range(c):
-                        acc[ch] += source[ch] * weight[ch]
-            for ch in range(c):
-                v = acc[ch]
+                acc[ch] += source[ch] * weight[ch]
+    for ch in range(c):
+        v = acc[ch]
+        v = low if v < low else v  # noqa: FURB136
+        acc[ch] = high if v > high else v  # noqa: FURB136
+
+
+@jit
+def depthwise3x3_inference(x, kernel, bias, sh, sw, top, left, low, high, out, first, last):
+    """:func:`depthwise1_inference` for 3x3 kernels (MobileNets'): a pixel whose window lies
+    inside ``x`` sums its nine taps per channel in one expression, in the same order, so the
+    sum stays in a register instead of going to memory after every tap (1.5-2x on MobileNetV2's
+    layers, bit for bit the same); pixels on the padding go through the general path."""
+    h, w = x.shape[1], x.shape[2]
+    oh, ow = out.shape[1], out.shape[2]
+    k00, k01, k02 = kernel[0, 0], kernel[0, 1], kernel[0, 2]
+    k10, k11, k12 = kernel[1, 0], kernel[1, 1], kernel[1, 2]
+    k20, k21, k22 = kernel[2, 0], kernel[2, 1], kernel[2, 2]
+    for row in range(first, last):
+        b = row // oh
+        y = row - b * oh
+        iy = y * sh - top
+        rows_inside = iy >= 0 and iy + 2 < h
+        for xo in range(ow):
+            ix = xo * sw - left
+            acc = out[b, y, xo]
+            if not (rows_inside and ix >= 0 and ix + 2 < w):
+                _depthwise1_pixel(x, kernel, bias, b, y, xo, sh, sw, top, left, low, high, acc)
+                continue
+            r0, r1, r2 = x[b, iy], x[b, iy + 1], x[b, iy + 2]
+            s00, s01, s02 = r0[ix], r0[ix + 1], r0[ix + 2]
+            s10, s11, s12 = r1[ix], r1[ix + 1], r1[ix + 2]
+            s20, s21, s22 = r2[ix], r2[ix + 1], r2[ix + 2]
+            for ch in range(acc.shape[0]):
+                v = bias[ch] + s00[ch] * k00[ch]
+                v += s01[ch] * k01[ch]
+                v += s02[ch] * k02[ch]
+                v += s10[ch] * k10[ch]
+                v += s11[ch] * k11[ch]
+                v += s12[ch] * k12[ch]
+                v += s20[ch] * k20[ch]
+                v += s21[ch] * k21[ch]
+                v += s22[ch] * k22[ch]
                 v = low if v < low else v  # noqa: FURB136
                 acc[ch] = high if v > high else v  # noqa: FURB136
     return 0
