@@ -342,27 +342,32 @@ class DepthwiseConv2D(_BaseConv2D):
         kernel = self.depthwise_kernel.data
         return kernel * scale.reshape(kernel.shape[2:]), self._folded_bias(scale, shift)
 
-    def call_folded(self, inputs, kernel, bias, clip=None, pads=None) -> Tensor:
-        """As :meth:`Conv2D.call_folded`. ``pads``: ``((top, bottom), (left, right))`` zeros
-        around ``inputs`` first (a ZeroPadding2D before this layer). With one filter per channel
-        and a clip, the numba kernels (where in use) do it all in one pass over the unpadded
-        input."""
-        n, h, w, channels = inputs.shape
+    def fused_inference(self, x: np.ndarray, kernel, bias, clip, pads=None) -> np.ndarray | None:
+        """The numba kernels' one pass (depth multiplier 1) of :meth:`call_folded` with a clip
+        over the unpadded array ``x``, or None where they are not in use."""
+        n, h, w, channels = x.shape
         extra = ((0, 0), (0, 0)) if pads is None else pads
         height, width = h + sum(extra[0]), w + sum(extra[1])
         out_hw = tuple(
             kernels.output_length(size, k, s, self.padding)
             for size, k, s in zip((height, width), self.kernel_size, self.strides)
         )
+        if not jit.enabled(n * out_hw[0] * out_hw[1] * channels):
+            return None
+        own = kernels.pad_amounts(height, width, self.kernel_size, self.strides, self.padding)
+        offsets = ((extra[0][0] + own[0][0], 0), (extra[1][0] + own[1][0], 0))
+        return jit.depthwise_conv2d_inference(x, kernel, bias, self.strides, offsets, out_hw, *clip)
+
+    def call_folded(self, inputs, kernel, bias, clip=None, pads=None) -> Tensor:
+        """As :meth:`Conv2D.call_folded`. ``pads``: ``((top, bottom), (left, right))`` zeros
+        around ``inputs`` first (a ZeroPadding2D before this layer). With one filter per channel
+        and a clip, the numba kernels (where in use) do it all in one pass over the unpadded
+        input."""
         fused = clip is not None and self.depth_multiplier == 1 and not inputs.requires_grad
-        if fused and jit.enabled(n * out_hw[0] * out_hw[1] * channels):
-            own = kernels.pad_amounts(height, width, self.kernel_size, self.strides, self.padding)
-            offsets = ((extra[0][0] + own[0][0], 0), (extra[1][0] + own[1][0], 0))
-            return Tensor(
-                jit.depthwise_conv2d_inference(
-                    inputs.data, kernel, bias, self.strides, offsets, out_hw, *clip
-                )
-            )
+        if fused:
+            out = self.fused_inference(inputs.data, kernel, bias, clip, pads)
+            if out is not None:
+                return Tensor(out)
         if pads is not None:
             inputs = F.Pad2D.apply(inputs, padding=pads)
         if clip is None:

@@ -28,7 +28,7 @@ import numpy as np
 
 from edgelearn.engine import Tensor, kernels, threads
 from edgelearn.engine import functions as F
-from edgelearn.layers import Conv2D, Layer
+from edgelearn.layers import Add, Conv2D, Layer
 from edgelearn.models.functional import Functional
 from edgelearn.models.sequential import Sequential
 from edgelearn.models.training import Model
@@ -147,15 +147,19 @@ def _folded(layer: Layer, norm: Layer, clip, padding: Layer | None) -> Callable[
 
         return convolve
     pads = None if padding is None else padding.padding
+    fuses = clip is not None and layer.depth_multiplier == 1
 
     def depthwise(x: np.ndarray) -> np.ndarray:
-        return layer.call_folded(Tensor(x), kernel, bias, clip, pads=pads).data
+        out = layer.fused_inference(x, kernel, bias, clip, pads) if fuses else None
+        if out is None:
+            out = layer.call_folded(Tensor(x), kernel, bias, clip, pads=pads).data
+        return out
 
     return depthwise
 
 
 def _layer(layer: Layer, several: bool) -> Callable[..., Any]:
-    """The layer's own ``call`` on arrays."""
+    """The layer's own ``call`` on arrays (an Add of equal-rank arrays: its primitive's)."""
 
     def call(*arrays: np.ndarray) -> Any:
         tensors = [Tensor(a) for a in arrays]
@@ -164,4 +168,12 @@ def _layer(layer: Layer, several: bool) -> Callable[..., Any]:
             return [t.data for t in outputs]
         return outputs.data
 
+    if type(layer) is Add:  # MobileNets' residual sums: no Tensors, no rank alignment
+
+        def add(*arrays: np.ndarray) -> np.ndarray:
+            if len({a.ndim for a in arrays}) > 1:
+                return call(*arrays)
+            return F.AddN().forward(*arrays)
+
+        return add
     return call
