@@ -111,3 +111,13 @@ def test_predictor_keeps_the_weights_it_was_made_with_and_the_model_does_not():
 def test_predictor_rejects_what_is_not_a_model():
     with pytest.raises(TypeError, match="Received: model="):
         Predictor(lambda x: x)
+
+
+def test_predictor_adds_arrays_of_different_ranks_as_the_layer_does():
+    # Keras' Add inserts missing axes after the batch axis; the plan's fast path only takes
+    # inputs of one rank and leaves these to the layer.
+    a, b = L.Input((4,)), L.Input((3, 4))
+    model = el.Model([a, b], L.Add()([a, b]))
+    x = [np.arange(8, dtype=np.float32).reshape(2, 4), np.ones((2, 3, 4), dtype=np.float32)]
+    np.testing.assert_array_equal(Predictor(model).predict(x), model.predict(x))
+    assert Predictor(model).predict(x).shape == (2, 3, 4)
