@@ -40,7 +40,8 @@ from edgelearn.models.inference import InferencePlan
 class Predictor:
     """Predictions of ``model`` with its weights as they are when the predictor is made.
 
-    The model's inference is planned once (:class:`edgelearn.models.inference.InferencePlan`):
+    The predictor runs a copy of the model (rebuilt from its config, with a copy of its
+    weights), whose inference is planned once (:class:`edgelearn.models.inference.InferencePlan`):
     each batch normalisation that folds into the convolution before it (see
     :mod:`edgelearn.models.folding`) is folded once, and each prediction runs a flat list of
     steps on arrays. Make a new predictor after the weights change; the model itself is
@@ -60,7 +61,10 @@ class Predictor:
         if not isinstance(model, Model):
             raise TypeError(f"Predictor expects an edgelearn model. Received: model={model!r}")
         self.model = model
-        self.plan = InferencePlan(model)
+        # Every layer's weights as they are now, folded or not: a copy of the whole model.
+        snapshot = type(model).from_config(model.get_config())
+        snapshot.set_weights(model.get_weights())
+        self.plan = InferencePlan(snapshot)
 
     def predict(self, x: Any, batch_size: int | None = None) -> Any:
         """Outputs for ``x`` in batches of ``batch_size`` (32 by default), as ``model.predict``."""
