@@ -110,9 +110,14 @@ def test_predictor_keeps_the_weights_it_was_made_with_and_the_model_does_not():
     np.testing.assert_allclose(Predictor(model).predict(x), changed, rtol=1e-6, atol=1e-6)
 
 
-def test_predictor_rejects_what_is_not_a_model():
+def test_predictor_rejects_what_is_not_a_model_and_a_model_without_weights():
     with pytest.raises(TypeError, match="Received: model="):
         Predictor(lambda x: x)
+    model = el.Sequential([L.Dense(3)])  # its input size, hence its weights, not known yet
+    with pytest.raises(ValueError, match="has none yet.*Received: an unbuilt model"):
+        Predictor(model)
+    model.predict(np.ones((2, 5), dtype=np.float32))
+    assert Predictor(model).predict(np.ones((2, 5), dtype=np.float32)).shape == (2, 3)
 
 
 def test_predictor_adds_arrays_of_different_ranks_as_the_layer_does():

@@ -60,6 +60,11 @@ class Predictor:
     def __init__(self, model: Model):
         if not isinstance(model, Model):
             raise TypeError(f"Predictor expects an edgelearn model. Received: model={model!r}")
+        if not model.input_shapes:
+            raise ValueError(
+                f"Predictor copies a model's weights, and model '{model.name}' has none yet: give "
+                "it an Input or run it on data first. Received: an unbuilt model"
+            )
         self.model = model
         # Every layer's weights as they are now, folded or not: a copy of the whole model.
         snapshot = type(model).from_config(model.get_config())
