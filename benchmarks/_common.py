@@ -34,6 +34,20 @@ def limit_threads(threads: int, torch: Any | None) -> Any | None:
     return threadpool_limits(threads)
 
 
+def codelab_training(batch: int) -> tuple[Any, Any, Any]:
+    """The MNIST demo's codelab CNN compiled as the demo compiles it (seed 0), and the first
+    ``batch`` local MNIST training digits and labels, prepared: what the engine-only scripts
+    train on."""
+    import edgelearn as el
+    from edgelearn.demos.mnist import codelab_cnn, prepare
+
+    el.random.set_random_seed(0)
+    model = codelab_cnn()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    (images, labels), _ = el.datasets.mnist.load_data(source="local")
+    return model, prepare(images[:batch]), labels[:batch]
+
+
 def use_kernels(choice: str) -> str:
     """Select edgelearn's kernels ("auto", "numba" or "numpy", see ``edgelearn.engine.jit``) and
     return the ones in use (they run on the calling thread)."""

@@ -48,7 +48,7 @@ VARIANTS = {
 
 def child(workload: str, threads: int, rounds: int) -> dict[str, list[float]]:
     import numpy as np
-    from _common import limit_threads
+    from _common import codelab_training, limit_threads
 
     import edgelearn as el
     from edgelearn.engine import jit
@@ -69,15 +69,7 @@ def child(workload: str, threads: int, rounds: int) -> dict[str, list[float]]:
 
         calls_per_round = max(1, 8 // batch)
     else:
-        from edgelearn.demos.mnist import codelab_cnn, prepare
-
-        el.random.set_random_seed(0)
-        model = codelab_cnn()
-        model.compile(
-            optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-        )
-        (images, labels), _ = el.datasets.mnist.load_data(source="local")
-        x, y = prepare(images[:batch]), labels[:batch]
+        model, x, y = codelab_training(batch)
 
         def call(fold: bool) -> None:
             model.train_on_batch(x, y)

@@ -47,15 +47,9 @@ def make_call(kind: str, batch: int):
     import edgelearn as el
 
     if kind == "train":
-        from edgelearn.demos.mnist import codelab_cnn, prepare
+        from _common import codelab_training
 
-        el.random.set_random_seed(0)
-        model = codelab_cnn()
-        model.compile(
-            optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-        )
-        (x, y), _ = el.datasets.mnist.load_data(source="local")
-        x, y = prepare(x[:batch]), y[:batch]
+        model, x, y = codelab_training(batch)
         return lambda: model.train_on_batch(x, y)
     from edgelearn.applications import nsfwjs
 

@@ -25,7 +25,6 @@ serial path computes it); gradients summed over samples (kernels, biases, dense 
 per-part sums, so they agree with the serial path to float32 rounding.
 
 Example:
-    >>> import numpy as np
     >>> from edgelearn.engine import threads
     >>> with threads.parallel_step(workers=2):
     ...     parts = threads.split(10, lambda start, stop: (start, stop))
