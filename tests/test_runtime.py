@@ -39,21 +39,29 @@ def _mobile_block(seed):
 def _sequential(seed):
     el.random.set_random_seed(seed)
     model = el.Sequential(
-        [L.Input((8, 8, 2)), L.Conv2D(3, 3), L.BatchNormalization(), L.ReLU(), L.Flatten()]
+        [
+            L.Input((8, 8, 2)),
+            L.Conv2D(3, 3),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.Flatten(),
+            L.Dense(4, use_bias=False),
+        ]
     )
     model.layers[1].moving_variance.assign(np.full(3, 0.25))
     return model
 
 
 def _branches(seed):
-    """Several inputs and outputs, a shared layer, a layer with a list input, an unfolded norm."""
+    """Several inputs and outputs, a shared layer, a layer with a list input, an unfolded norm,
+    a Dense on 4-D inputs."""
     el.random.set_random_seed(seed)
     a, b = L.Input((6, 6, 2)), L.Input((6, 6, 2))
     shared = L.Conv2D(3, 3, padding="same")
     x, y = shared(a), shared(b)
     norm = L.BatchNormalization()
     joined = L.Concatenate()([norm(x), L.ReLU(6.0)(y)])
-    exposed = L.Conv2D(2, 1)(joined)
+    exposed = L.Dense(2, activation="relu")(L.Conv2D(2, 1)(joined))
     return el.Model([a, b], [L.GlobalMaxPooling2D()(exposed), L.Add()([x, y])])
 
 

@@ -123,6 +123,36 @@ def test_tiled_max_pool_gradients_match_finite_differences():
     )
 
 
+# --------------------------------------------------------------------------- average pooling
+@pytest.mark.parametrize("pool", [(2, 2), (3, 3), (2, 3), (7, 7), (1, 2)])
+@pytest.mark.parametrize("size", [(7, 7), (14, 9)])
+def test_tiled_average_pool_matches_the_general_path_and_a_direct_mean(pool, size):
+    x = rng.normal(size=(3, *size, 5)).astype(np.float32)
+    assert kernels.pool_tiles(x.shape, pool, pool, "valid")
+    (ph, pw), (oh, ow) = pool, (size[0] // pool[0], size[1] // pool[1])
+    windows = x[:, : oh * ph, : ow * pw].reshape(3, oh, ph, ow, pw, 5)
+    direct = windows.astype(np.float64).mean(axis=(2, 4))
+    tiled = kernels.avg_pool2d_tiles(x, pool)
+    general, counts = kernels.avg_pool2d(x, pool, pool, "valid")
+    assert tiled.dtype == np.float32
+    np.testing.assert_allclose(tiled, direct, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tiled, general, rtol=1e-5, atol=1e-6)
+    grad = rng.normal(size=tiled.shape).astype(np.float32)
+    np.testing.assert_allclose(
+        kernels.avg_pool2d_tiles_backward(grad, x.shape, pool),
+        kernels.avg_pool2d_backward(grad, counts, x.shape, pool, pool, "valid"),
+        rtol=1e-6,
+    )
+
+
+def test_tiled_average_pool_gradients_match_finite_differences():
+    x = rng.normal(size=(2, 5, 7, 3))  # odd sizes: the last row and column are cropped
+    assert kernels.pool_tiles(x.shape, (2, 2), (2, 2), "valid")
+    _check_against_finite_differences(
+        lambda x: F.AvgPool2D.apply(x, pool_size=(2, 2), strides=(2, 2), padding="valid"), [x]
+    )
+
+
 def test_max_pool_outputs_agree_with_and_without_a_graph():
     x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
     with no_grad():

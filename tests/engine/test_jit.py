@@ -187,6 +187,23 @@ def test_fused_inference_depthwise_reads_extra_zero_padding_in_place(flat, monke
     np.testing.assert_allclose(fused, np.clip(plain.numpy(), -1, 2), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(2, 9, 9, 16), (1, 3, 12, 5), (1, 3, 3, 3)])
+@pytest.mark.parametrize("pads", [((1, 1), (1, 1)), ((0, 0), (0, 0)), ((2, 0), (0, 2))])
+def test_row_wise_3x3_depthwise_equals_the_per_pixel_kernel_bit_for_bit(shape, pads, monkeypatch):
+    # The same products added in the same order, inside the input and on its padding.
+    x = rng.normal(size=shape).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, shape[3], 1)).astype(np.float32)
+    bias = rng.normal(size=shape[3]).astype(np.float32)
+    out_hw = tuple(size + sum(pad) - 2 for size, pad in zip(shape[1:3], pads))
+    results = []
+    for pixels in (1 << 40, 0):  # per pixel, then row-wise
+        monkeypatch.setattr(jit, "FLAT_DEPTHWISE_PIXELS", pixels)
+        results.append(
+            jit.depthwise_conv2d_inference(x, kernel, bias, (1, 1), pads, out_hw, -1.0, 1.5)
+        )
+    np.testing.assert_array_equal(results[1], results[0])
+
+
 def test_bias_clip_matches_numpy():
     out = rng.normal(size=(3, 70, 90, 7)).astype(np.float32) * 4
     out[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]

@@ -158,6 +158,62 @@ def depthwise1_inference_flat(x, tiled, bias_row, top, left, low, high, out, fir
 
 
 @jit
+def depthwise3x3_inference_flat(x, tiled, bias_row, top, left, low, high, out, first, last):
+    """:func:`depthwise3x3_inference` for strides of 1 over whole rows, with the weights tiled
+    as :func:`depthwise1_inference_flat` takes them: where a row's windows lie inside ``x``,
+    its nine taps are summed in one expression over a contiguous run of OW*C values (vectorised
+    whatever C is, the sum in a register), in the same order, bit for bit the per-pixel result;
+    rows and columns on the padding go through the per-pixel path."""
+    n, h, w, c = x.shape
+    oh, ow = out.shape[1], out.shape[2]
+    rows_in, rows_out = x.reshape(n, h, w * c), out.reshape(n, oh, ow * c)
+    kernel, bias = tiled[:, :, :c], bias_row[:c]
+    # Output columns whose window lies inside x: 0 <= xo - left and xo - left + 2 < w.
+    start, stop = max(0, left), min(ow, w - 2 + left)
+    lo, size = start * c, max(0, stop - start) * c
+    end, shift = lo + size, (start - left) * c  # shift: where tap (i, 0) of column `start` reads
+    k00, k01, k02 = tiled[0, 0, lo:end], tiled[0, 1, lo:end], tiled[0, 2, lo:end]
+    k10, k11, k12 = tiled[1, 0, lo:end], tiled[1, 1, lo:end], tiled[1, 2, lo:end]
+    k20, k21, k22 = tiled[2, 0, lo:end], tiled[2, 1, lo:end], tiled[2, 2, lo:end]
+    inside_bias = bias_row[lo:end]
+    for row in range(first, last):
+        b = row // oh
+        y = row - b * oh
+        iy = y - top
+        inside = 0 <= iy and iy + 2 < h and size > 0
+        for xo in range(ow):
+            if not (inside and start <= xo < stop):
+                target = out[b, y, xo]
+                _depthwise1_pixel(x, kernel, bias, b, y, xo, 1, 1, top, left, low, high, target)
+        if not inside:
+            continue
+        acc = rows_out[b, y, lo:end]
+        s00, s01, s02 = _three_runs(rows_in[b, iy], shift, c, size)
+        s10, s11, s12 = _three_runs(rows_in[b, iy + 1], shift, c, size)
+        s20, s21, s22 = _three_runs(rows_in[b, iy + 2], shift, c, size)
+        for k in range(size):
+            v = inside_bias[k] + s00[k] * k00[k]
+            v += s01[k] * k01[k]
+            v += s02[k] * k02[k]
+            v += s10[k] * k10[k]
+            v += s11[k] * k11[k]
+            v += s12[k] * k12[k]
+            v += s20[k] * k20[k]
+            v += s21[k] * k21[k]
+            v += s22[k] * k22[k]
+            v = low if v < low else v  # noqa: FURB136
+            acc[k] = high if v > high else v  # noqa: FURB136
+    return 0
+
+
+@jit
+def _three_runs(row, start, step, size):
+    """The runs of ``size`` values of ``row`` from ``start``, ``start + step``, ``start + 2*step``."""
+    second, third = start + step, start + 2 * step
+    return row[start : start + size], row[second : second + size], row[third : third + size]
+
+
+@jit
 def depthwise1_inference(x, kernel, bias, sh, sw, top, left, low, high, out, first, last):
     """Depthwise convolution (one filter per channel) of the unpadded ``x`` with 'same'/'valid'
     padding ``top``/``left`` (taps outside ``x`` are skipped: zero padding without a padded

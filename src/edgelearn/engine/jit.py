@@ -154,11 +154,13 @@ def bias_clip_(out: np.ndarray, bias: np.ndarray, low: float, high: float) -> No
     )
 
 
-# Outputs of at least this many pixels per image with strides of 1 take the row-wise kernel:
+# Outputs of at least this many pixels per image with strides of 1 take the row-wise kernels:
 # tiling the weights along a row costs 1/OH of the work, and on MobileNetV2 (batch 1) it won at
 # 112x112 (32 channels: 0.56 -> 0.21 ms) and 56x56 (0.31 -> 0.26 ms) and lost below. For 3x3
 # kernels only under this many channels: with more, the 3x3 kernel's per-channel loop is long
-# enough and wins (56x56x144: 0.17 ms; 112x112x32 0.28 ms against the row-wise 0.21).
+# enough and wins (56x56x144: 0.17 ms; 112x112x32 0.28 ms against the row-wise 0.21). The
+# row-wise 3x3 kernel sums its nine taps in a register (AVX2 machine, 112x112x32: 0.60 ms for
+# the row-wise kernel that adds tap by tap into the row, 0.46 per pixel, 0.38-0.39 ms).
 FLAT_DEPTHWISE_PIXELS = 56 * 56
 FLAT_DEPTHWISE_CHANNELS = 64
 
@@ -175,7 +177,8 @@ def depthwise_conv2d_inference(x, kernel, bias, strides, pads, out_hw, low, high
     if flat and (c < FLAT_DEPTHWISE_CHANNELS or (kh, kw) != (3, 3)):
         ow = out_hw[1]
         tiled = np.tile(kernel.reshape(kh, kw, 1, c), (1, 1, ow, 1)).reshape(kh, kw, ow * c)
-        name, weights = "depthwise1_inference_flat", (tiled, np.tile(bias, ow))
+        name = "depthwise3x3_inference_flat" if (kh, kw) == (3, 3) else "depthwise1_inference_flat"
+        weights = (tiled, np.tile(bias, ow))
     else:
         name = "depthwise3x3_inference" if (kh, kw) == (3, 3) else "depthwise1_inference"
         weights = (np.ascontiguousarray(kernel), np.ascontiguousarray(bias), *strides)

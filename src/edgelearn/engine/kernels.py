@@ -317,6 +317,43 @@ def avg_pool2d(x: np.ndarray, pool, strides, padding) -> tuple[np.ndarray, np.nd
     return avg_pool2d_sums(x, pool, strides, padding) / counts, counts
 
 
+def avg_pool2d_tiles(x: np.ndarray, pool: tuple[int, int]) -> np.ndarray:
+    """Average pooling for windows that tile the input (see :func:`pool_tiles`).
+
+    Each band of ``pool[0]`` rows is summed first (whole rows at a time), then each window's
+    ``pool[1]`` columns: ph + pw - 2 additions of large arrays instead of :func:`avg_pool2d`'s
+    ph * pw window sums and its divisor map (MobileNet's 7x7 average pooling ~10x faster).
+    """
+    n, h, w, c = x.shape
+    (ph, pw), oh, ow = pool, h // pool[0], w // pool[1]
+    bands = x[:, : oh * ph, : ow * pw].reshape(n, oh, ph, ow * pw * c)
+    rows = bands[:, :, 0].copy()
+    for i in range(1, ph):
+        rows += bands[:, :, i]
+    columns = rows.reshape(n, oh, ow, pw, c)
+    out = columns[:, :, :, 0].copy()
+    for j in range(1, pw):
+        out += columns[:, :, :, j]
+    out /= x.dtype.type(ph * pw)
+    return out
+
+
+def avg_pool2d_tiles_backward(
+    grad: np.ndarray, input_shape: tuple[int, ...], pool: tuple[int, int]
+) -> np.ndarray:
+    """The input gradient of :func:`avg_pool2d_tiles`: each window's share spread over it."""
+    n, h, w, c = input_shape
+    (ph, pw), (oh, ow) = pool, grad.shape[1:3]
+    share = grad / grad.dtype.type(ph * pw)
+    spread = np.broadcast_to(share[:, :, None, :, None, :], (n, oh, ph, ow, pw, c))
+    spread = spread.reshape(n, oh * ph, ow * pw, c)
+    if (oh * ph, ow * pw) == (h, w):
+        return spread
+    out = np.zeros(input_shape, dtype=grad.dtype)  # 'valid' windows left the last rows out
+    out[:, : oh * ph, : ow * pw] = spread
+    return out
+
+
 def avg_pool2d_backward(grad, counts, input_shape, pool, strides, padding) -> np.ndarray:
     n, h, w, c = input_shape
     pads = pad_amounts(h, w, pool, strides, padding)

@@ -28,7 +28,7 @@ import numpy as np
 
 from edgelearn.engine import Tensor, kernels, threads
 from edgelearn.engine import functions as F
-from edgelearn.layers import Add, Conv2D, Layer
+from edgelearn.layers import Add, Conv2D, Dense, Layer
 from edgelearn.models.functional import Functional
 from edgelearn.models.sequential import Sequential
 from edgelearn.models.training import Model
@@ -159,7 +159,8 @@ def _folded(layer: Layer, norm: Layer, clip, padding: Layer | None) -> Callable[
 
 
 def _layer(layer: Layer, several: bool) -> Callable[..., Any]:
-    """The layer's own ``call`` on arrays (an Add of equal-rank arrays: its primitive's)."""
+    """The layer's own ``call`` on arrays (a Dense or an Add of equal-rank arrays: their
+    primitives')."""
 
     def call(*arrays: np.ndarray) -> Any:
         tensors = [Tensor(a) for a in arrays]
@@ -168,6 +169,17 @@ def _layer(layer: Layer, several: bool) -> Callable[..., Any]:
             return [t.data for t in outputs]
         return outputs.data
 
+    if type(layer) is Dense:  # the GEMM and bias on arrays; only the activation sees a Tensor
+        kernel = layer.kernel.data
+        bias = None if layer.bias is None else layer.bias.data
+
+        def dense(x: np.ndarray) -> np.ndarray:
+            out = F.MatMul().forward(x, kernel)
+            if bias is not None:
+                out += bias
+            return layer.activation(Tensor(out)).data
+
+        return dense
     if type(layer) is Add:  # MobileNets' residual sums: no Tensors, no rank alignment
 
         def add(*arrays: np.ndarray) -> np.ndarray:
