@@ -118,6 +118,32 @@ def test_predictor_keeps_the_weights_it_was_made_with_and_the_model_does_not():
     np.testing.assert_allclose(Predictor(model).predict(x), changed, rtol=1e-6, atol=1e-6)
 
 
+def test_a_predictor_follows_the_kernels_chosen_after_it_was_made(monkeypatch):
+    # The plan prepares a depthwise step per input shape and kernel choice.
+    pytest.importorskip("numba")
+    monkeypatch.setattr(jit, "MIN_ELEMENTS", 0)
+    model = _mobile_block(0)
+    x = np.random.default_rng(1).random((3, 10, 10, 3), dtype=np.float32)
+    predictor, launched = Predictor(model), []
+    compiled = jit._load().depthwise3x3_inference
+
+    def counted(*args):
+        launched.append(args[-2:])
+        return compiled(*args)
+
+    monkeypatch.setattr(jit._module, "depthwise3x3_inference", counted)
+    try:
+        results = []
+        for choice in ("numba", "numpy", "numba"):
+            jit.set_kernels(choice)
+            results.append(predictor.predict(x, batch_size=2))  # batches of 2 and 1
+    finally:
+        jit.set_kernels("auto")
+    assert launched == [(0, 10), (0, 5), (0, 10), (0, 5)]  # output rows; none with "numpy"
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(results[2], results[0])
+
+
 def test_predictor_rejects_what_is_not_a_model_and_a_model_without_weights():
     with pytest.raises(TypeError, match="Received: model="):
         Predictor(lambda x: x)

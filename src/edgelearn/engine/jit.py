@@ -38,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -168,29 +169,42 @@ FLAT_DEPTHWISE_CHANNELS = 64
 def depthwise_conv2d_inference(x, kernel, bias, strides, pads, out_hw, low, high) -> np.ndarray:
     """Depthwise convolution with one filter per channel, its bias and a clip, in one pass over
     the unpadded ``x`` (``pads`` as ``kernels.pad_amounts`` gives them). Inference only."""
-    n, c = x.shape[0], x.shape[3]
-    kh, kw = kernel.shape[:2]
-    out = np.empty((n, *out_hw, c), dtype=x.dtype)
-    kernel = np.asarray(kernel, dtype=x.dtype).reshape(kh, kw, c)
-    bias, bounds = np.asarray(bias, dtype=x.dtype), x.dtype.type([low, high])
+    return depthwise_inference_step(kernel, bias, strides, pads, out_hw, low, high, x.dtype)(x)
+
+
+def depthwise_inference_step(
+    kernel, bias, strides, pads, out_hw, low, high, dtype
+) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`depthwise_conv2d_inference` as a function of ``x`` alone, its weights laid out for
+    the kernel once (an inference plan calls it at every prediction)."""
+    kh, kw, c = kernel.shape[:3]
+    kernel = np.asarray(kernel, dtype=dtype).reshape(kh, kw, c)
+    bias, (low, high) = np.asarray(bias, dtype=dtype), np.dtype(dtype).type([low, high])
     flat = tuple(strides) == (1, 1) and out_hw[0] * out_hw[1] >= FLAT_DEPTHWISE_PIXELS
     if flat and (c < FLAT_DEPTHWISE_CHANNELS or (kh, kw) != (3, 3)):
         ow = out_hw[1]
         tiled = np.tile(kernel.reshape(kh, kw, 1, c), (1, 1, ow, 1)).reshape(kh, kw, ow * c)
         name = "depthwise3x3_inference_flat" if (kh, kw) == (3, 3) else "depthwise1_inference_flat"
-        weights = (tiled, np.tile(bias, ow))
+        weights: tuple = (tiled, np.tile(bias, ow))
     else:
         name = "depthwise3x3_inference" if (kh, kw) == (3, 3) else "depthwise1_inference"
         weights = (np.ascontiguousarray(kernel), np.ascontiguousarray(bias), *strides)
-    args = (np.ascontiguousarray(x), *weights, pads[0][0], pads[1][0], *bounds, out)
+    compiled = getattr(_module, name)
     # Parts of output rows, each ~kh*kw multiply-adds per value: fewer values per part than a
     # plain pass over memory.
-    threads.split(
-        n * out_hw[0],
-        lambda first, last: call(name, *args, first, last),
-        min_items=max(1, threads.ELEMENTS_PER_PART // (kh * kw * out_hw[1] * c)),
-    )
-    return out
+    rows_per_part = max(1, threads.ELEMENTS_PER_PART // (kh * kw * out_hw[1] * c))
+
+    def run(x: np.ndarray) -> np.ndarray:
+        out = np.empty((x.shape[0], *out_hw, c), dtype=dtype)
+        args = (np.ascontiguousarray(x), *weights, pads[0][0], pads[1][0], low, high, out)
+        threads.split(
+            x.shape[0] * out_hw[0],
+            lambda first, last: compiled(*args, first, last),
+            min_items=rows_per_part,
+        )
+        return out
+
+    return run
 
 
 def max_pool2d_tiles(x: np.ndarray, pool, need_winner: bool):

@@ -345,7 +345,14 @@ class DepthwiseConv2D(_BaseConv2D):
     def fused_inference(self, x: np.ndarray, kernel, bias, clip, pads=None) -> np.ndarray | None:
         """The numba kernels' one pass (depth multiplier 1) of :meth:`call_folded` with a clip
         over the unpadded array ``x``, or None where they are not in use."""
-        n, h, w, channels = x.shape
+        step = self.fused_inference_step(x.shape, x.dtype, kernel, bias, clip, pads)
+        return None if step is None else step(x)
+
+    def fused_inference_step(self, input_shape, dtype, kernel, bias, clip, pads=None):
+        """:meth:`fused_inference` for inputs of ``input_shape`` and ``dtype`` as a function of
+        the input alone, its weights prepared once (None where the numba kernels are not in
+        use)."""
+        n, h, w, channels = input_shape
         extra = ((0, 0), (0, 0)) if pads is None else pads
         height, width = h + sum(extra[0]), w + sum(extra[1])
         out_hw = tuple(
@@ -356,7 +363,9 @@ class DepthwiseConv2D(_BaseConv2D):
             return None
         own = kernels.pad_amounts(height, width, self.kernel_size, self.strides, self.padding)
         offsets = ((extra[0][0] + own[0][0], 0), (extra[1][0] + own[1][0], 0))
-        return jit.depthwise_conv2d_inference(x, kernel, bias, self.strides, offsets, out_hw, *clip)
+        return jit.depthwise_inference_step(
+            kernel, bias, self.strides, offsets, out_hw, *clip, dtype
+        )
 
     def call_folded(self, inputs, kernel, bias, clip=None, pads=None) -> Tensor:
         """As :meth:`Conv2D.call_folded`. ``pads``: ``((top, bottom), (left, right))`` zeros

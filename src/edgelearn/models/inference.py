@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from edgelearn.engine import Tensor, kernels, threads
+from edgelearn.engine import Tensor, jit, kernels, threads
 from edgelearn.engine import functions as F
 from edgelearn.layers import Add, Conv2D, Dense, Layer
 from edgelearn.models.functional import Functional
@@ -148,12 +148,18 @@ def _folded(layer: Layer, norm: Layer, clip, padding: Layer | None) -> Callable[
         return convolve
     pads = None if padding is None else padding.padding
     fuses = clip is not None and layer.depth_multiplier == 1
+    prepared: dict[Any, Callable[[np.ndarray], np.ndarray]] = {}  # per input shape and kernels
 
     def depthwise(x: np.ndarray) -> np.ndarray:
-        out = layer.fused_inference(x, kernel, bias, clip, pads) if fuses else None
-        if out is None:
-            out = layer.call_folded(Tensor(x), kernel, bias, clip, pads=pads).data
-        return out
+        key = (x.shape, x.dtype, jit.get_kernels())
+        step = prepared.get(key)
+        if step is None and fuses:
+            step = layer.fused_inference_step(x.shape, x.dtype, kernel, bias, clip, pads)
+            if step is not None:
+                prepared[key] = step
+        if step is None:
+            return layer.call_folded(Tensor(x), kernel, bias, clip, pads=pads).data
+        return step(x)
 
     return depthwise
 
