@@ -31,3 +31,27 @@ def test_core_import_needs_no_optional_package():
     assert result.returncode == 0, result.stderr
     # The depthwise convolution ran on the NumPy path: numba is an optional extra.
     assert result.stdout.strip() == "(1, 1) False"
+
+
+def test_import_leaves_what_a_prediction_does_not_need_until_first_use():
+    code = (
+        "import sys\n"
+        "import edgelearn as el\n"
+        "deferred = ['urllib.request', 'edgelearn.io.keras', 'edgelearn.io.onnx',\n"
+        "            'edgelearn.datasets', 'edgelearn.applications', 'edgelearn.transfer']\n"
+        "print(sorted(name for name in deferred if name in sys.modules))\n"
+        "print(el.datasets.mnist.__name__, el.io.onnx.__name__, 'transfer' in dir(el))\n"
+        "try:\n"
+        "    el.no_such_module\n"
+        "except AttributeError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "[]",
+        "edgelearn.datasets.mnist edgelearn.io.onnx True",
+        "module 'edgelearn' has no attribute 'no_such_module'",
+    ]

@@ -11,11 +11,13 @@ Example:
     (3, 1)
 """
 
+import importlib
+from typing import Any
+
 from edgelearn import (
     activations,
     callbacks,
     data,
-    datasets,
     engine,
     initializers,
     io,
@@ -29,8 +31,21 @@ from edgelearn import (
 from edgelearn.io import load_model
 from edgelearn.models import Model, Sequential
 
-# After the core: both build on models and io. Pillow, h5py and node stay lazy inside them.
-from edgelearn import applications, transfer  # noqa: E402  isort: skip
+# Imported at first use (``el.datasets``, ``import edgelearn.applications``): a process that
+# loads a model and predicts does not pay for data set downloads, pre-trained networks and
+# transfer learning (about a third of ``import edgelearn``; benchmarks/cold_start.py).
+_LAZY = ("applications", "datasets", "transfer")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return importlib.import_module(f"edgelearn.{name}")
+    raise AttributeError(f"module 'edgelearn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __version__ = "0.1.0"
 
@@ -39,18 +54,18 @@ __all__ = [
     "Sequential",
     "activations",
     "applications",
-    "transfer",
-    "io",
-    "load_model",
     "callbacks",
     "data",
     "datasets",
     "engine",
     "initializers",
+    "io",
     "layers",
+    "load_model",
     "losses",
     "metrics",
     "optimizers",
     "random",
     "regularizers",
+    "transfer",
 ]

@@ -43,7 +43,6 @@ import logging
 import math
 import os
 import pathlib
-import urllib.request
 from typing import Any
 
 import numpy as np
@@ -373,6 +372,8 @@ def _fetch(url: str, dest: pathlib.Path, timeout: float = 10.0) -> pathlib.Path:
     files are tens of megabytes at most: read whole, then written atomically."""
     if dest.is_file():
         return dest
+    import urllib.request  # only for downloads: it imports http, ssl and email
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             data = response.read()

@@ -8,12 +8,29 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import os
 import pathlib
+from typing import Any
 
-from edgelearn.io import keras, onnx, tfjs
+from edgelearn.io import tfjs
 from edgelearn.io.tfjs import ModelFormatError
 from edgelearn.models import Model
+
+# Imported at first use (``el.io.keras``, ``import edgelearn.io.onnx``): loading a TF.js model
+# does not pay for the other formats.
+_LAZY = ("keras", "onnx")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return importlib.import_module(f"edgelearn.io.{name}")
+    raise AttributeError(f"module 'edgelearn.io' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -33,6 +50,8 @@ def load_model(path: str | os.PathLike[str]) -> Model:
         return tfjs.load(location)
     if not location.exists():
         raise FileNotFoundError(f"No model at {location}")
+    from edgelearn.io import keras
+
     if location.suffix.lower() in _KERAS_SUFFIXES or keras.sniff(location) is not None:
         return keras.load(location)
     raise ModelFormatError(

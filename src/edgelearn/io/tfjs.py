@@ -36,7 +36,6 @@ import re
 import secrets
 import shutil
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -562,6 +561,8 @@ def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _load_url(url: str, timeout: float = 30.0) -> Model:
+    import urllib.request  # only for URLs: it imports http, ssl and email
+
     def fetch(address: str) -> bytes:
         with urllib.request.urlopen(address, timeout=timeout) as response:  # http(s) only
             return response.read()
@@ -578,8 +579,8 @@ __all__ = [
     "load",
     "load_metadata",
     "model_artifacts",
-    "write_artifacts",
     "model_from_artifacts",
     "quantize",
     "save",
+    "write_artifacts",
 ]

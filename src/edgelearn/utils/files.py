@@ -16,7 +16,6 @@ import json
 import os
 import pathlib
 import tempfile
-import urllib.request
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -110,6 +109,8 @@ def download(
         raise ValueError(
             f"download expects sha256 as a 64-character hex string, received {sha256!r}"
         )
+    import urllib.request  # here, not at import: it imports http, ssl and email
+
     if timeout <= 0:
         raise ValueError(f"download expects timeout > 0 seconds, received {timeout!r}")
     dest = pathlib.Path(dest)
