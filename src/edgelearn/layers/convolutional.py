@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -348,7 +349,9 @@ class DepthwiseConv2D(_BaseConv2D):
         step = self.fused_inference_step(x.shape, x.dtype, kernel, bias, clip, pads)
         return None if step is None else step(x)
 
-    def fused_inference_step(self, input_shape, dtype, kernel, bias, clip, pads=None):
+    def fused_inference_step(
+        self, input_shape, dtype, kernel, bias, clip, pads=None
+    ) -> Callable[[np.ndarray], np.ndarray] | None:
         """:meth:`fused_inference` for inputs of ``input_shape`` and ``dtype`` as a function of
         the input alone, its weights prepared once (None where the numba kernels are not in
         use)."""
