@@ -189,8 +189,9 @@ def test_fused_inference_depthwise_reads_extra_zero_padding_in_place(flat, monke
 
 @pytest.mark.parametrize("shape", [(2, 9, 9, 16), (1, 3, 12, 5), (1, 3, 3, 3)])
 @pytest.mark.parametrize("pads", [((1, 1), (1, 1)), ((0, 0), (0, 0)), ((2, 0), (0, 2))])
-def test_row_wise_3x3_depthwise_equals_the_per_pixel_kernel_bit_for_bit(shape, pads, monkeypatch):
+def test_3x3_depthwise_kernels_equal_the_general_kernel_bit_for_bit(shape, pads, monkeypatch):
     # The same products added in the same order, inside the input and on its padding.
+    compiled = jit._load()  # the entry points expect the kernels loaded (jit.enabled() loads)
     x = rng.normal(size=shape).astype(np.float32)
     kernel = rng.normal(size=(3, 3, shape[3], 1)).astype(np.float32)
     bias = rng.normal(size=shape[3]).astype(np.float32)
@@ -201,7 +202,15 @@ def test_row_wise_3x3_depthwise_equals_the_per_pixel_kernel_bit_for_bit(shape, p
         results.append(
             jit.depthwise_conv2d_inference(x, kernel, bias, (1, 1), pads, out_hw, -1.0, 1.5)
         )
-    np.testing.assert_array_equal(results[1], results[0])
+    # The kernel for any size, tap by tap into memory: the reference order of the additions.
+    general = np.empty_like(results[0])
+    low, high = np.float32(-1.0), np.float32(1.5)
+    weights = kernel.reshape(3, 3, shape[3])
+    compiled.depthwise1_inference(
+        x, weights, bias, 1, 1, pads[0][0], pads[1][0], low, high, general, 0, len(x) * out_hw[0]
+    )
+    np.testing.assert_array_equal(results[0], general)
+    np.testing.assert_array_equal(results[1], general)
 
 
 def test_bias_clip_matches_numpy():

@@ -188,6 +188,8 @@ def depthwise3x3_inference_flat(x, tiled, bias_row, top, left, low, high, out, f
         if not inside:
             continue
         acc = rows_out[b, y, lo:end]
+        # The expression of depthwise3x3_inference, over a row's run instead of a pixel's
+        # channels. One helper taking the nine runs as tuples served both 20-30% slower.
         s00, s01, s02 = _three_runs(rows_in[b, iy], shift, c, size)
         s10, s11, s12 = _three_runs(rows_in[b, iy + 1], shift, c, size)
         s20, s21, s22 = _three_runs(rows_in[b, iy + 2], shift, c, size)
