@@ -115,10 +115,20 @@ def _folded(layer: Layer, norm: Layer, clip, padding: Layer | None) -> Callable[
     if type(layer) is Conv2D and layer.kernel_size == (1, 1) and tuple(layer.strides) == (1, 1):
         weights = np.ascontiguousarray(kernel.reshape(kernel.shape[2:]))
         rows_per_part = F.gemm_rows_per_part(weights.size)
+        fused: dict[str, Callable[[np.ndarray], np.ndarray]] = {}  # per kernel choice
 
         def pointwise(x: np.ndarray) -> np.ndarray:
-            # A 1x1 convolution is one GEMM on the pixels (split over threads where it pays).
+            # A 1x1 convolution is one GEMM on the pixels (split over threads where it pays):
+            # numba's with the bias and clip fused in where it is in use, else BLAS's and a pass.
             pixels = x.reshape(-1, x.shape[-1])
+            choice, single = jit.get_kernels(), x.dtype == np.float32
+            step = fused.get(choice) if single else None
+            if step is None and single and jit.enabled(x.size):
+                bounds = (-np.inf, np.inf) if clip is None else clip
+                step = jit.pointwise_inference_step(weights, bias, *bounds, rows_per_part)
+                fused[choice] = step
+            if step is not None:
+                return step(pixels).reshape(*x.shape[:-1], weights.shape[1])
             out = np.empty((len(pixels), weights.shape[1]), dtype=np.float32)
             threads.split(
                 len(pixels),
