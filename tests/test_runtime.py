@@ -52,6 +52,21 @@ def _sequential(seed):
     return model
 
 
+def _stem(seed):
+    """Folded convolutions larger than 1x1: strided 'same' on one channel, 'valid' on four."""
+    el.random.set_random_seed(seed)
+    inputs = L.Input((9, 9, 1))
+    x = L.Conv2D(4, 3, strides=2, padding="same", use_bias=False)(inputs)
+    x = L.ReLU(6.0)(L.BatchNormalization()(x))
+    x = L.BatchNormalization()(L.Conv2D(20, 3)(x))
+    model = el.Model(inputs, L.Flatten()(x))
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(size=layer.moving_mean.shape))
+    return model
+
+
 def _branches(seed):
     """Several inputs and outputs, a shared layer, a layer with a list input, an unfolded norm,
     a Dense on 4-D inputs."""
@@ -81,7 +96,7 @@ def engine_kernels(request):
     jit.set_kernels("auto")
 
 
-@pytest.mark.parametrize("build", [_mobile_block, _sequential, _branches])
+@pytest.mark.parametrize("build", [_mobile_block, _sequential, _branches, _stem])
 def test_predictor_predicts_what_the_model_predicts(build, engine_kernels):
     model = build(0)
     x = _inputs(model, 5)

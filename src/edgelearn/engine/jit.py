@@ -216,7 +216,8 @@ def pointwise_inference_step(
     weights: np.ndarray, bias: np.ndarray, low: float, high: float, rows_per_part: int
 ) -> Callable[[np.ndarray], np.ndarray]:
     """A folded 1x1 convolution at inference: ``clip(pixels @ weights + bias, low, high)`` for
-    a (pixels, C) float32 matrix, as one numba GEMM that starts its sums from the bias and clips
+    a (pixels, C) float32 matrix (or a patch matrix), into ``out`` if given (C-contiguous
+    float32 rows), as one numba GEMM that starts its sums from the bias and clips
     them as it stores them (``low``/``high`` of -inf/inf: no clip). The weights are packed into
     the kernel's panels once; parts of at least ``rows_per_part`` rows go to threads
     (:func:`threads.split`).
@@ -239,9 +240,10 @@ def pointwise_inference_step(
     low, high = np.float32(low), np.float32(high)
     compiled = _gemm.gemm_bias_clip
 
-    def run(pixels: np.ndarray) -> np.ndarray:
+    def run(pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         pixels = np.ascontiguousarray(pixels, dtype=np.float32)
-        out = np.empty((len(pixels), width), dtype=np.float32)
+        if out is None:
+            out = np.empty((len(pixels), width), dtype=np.float32)
         threads.split(
             len(pixels),
             lambda first, last: compiled(pixels, panels, biases, low, high, out, first, last),

@@ -144,8 +144,32 @@ def _folded(layer: Layer, norm: Layer, clip, padding: Layer | None) -> Callable[
         return pointwise
     if type(layer) is Conv2D:
         strides, padding_mode = layer.strides, layer.padding
+        kernel_hw, filters = kernel.shape[:2], kernel.shape[3]
+        patch_weights = np.ascontiguousarray(kernel.reshape(-1, filters))
+        fused_patches: dict[str, Callable[..., np.ndarray]] = {}  # per kernel choice
 
         def convolve(x: np.ndarray) -> np.ndarray:
+            choice, single = jit.get_kernels(), x.dtype == np.float32
+            step = fused_patches.get(choice) if single else None
+            if step is None and single and jit.enabled(x.size):
+                bounds = (-np.inf, np.inf) if clip is None else clip
+                rows_per_part = F.gemm_rows_per_part(patch_weights.size)
+                step = jit.pointwise_inference_step(patch_weights, bias, *bounds, rows_per_part)
+                fused_patches[choice] = step
+            if step is not None:
+                # The patch matrix chunk by chunk into numba's GEMM, bias and clip fused.
+                n, h, w, _ = x.shape
+                xp = kernels.pad_nhwc(
+                    x, kernels.pad_amounts(h, w, kernel_hw, strides, padding_mode)
+                )
+                out_hw = tuple(
+                    kernels.output_length(size, k, s, padding_mode)
+                    for size, k, s in zip((h, w), kernel_hw, strides)
+                )
+                out = np.empty((n * out_hw[0] * out_hw[1], filters), dtype=np.float32)
+                for rows, cols in kernels.patch_chunks(xp, kernel_hw, strides, out_hw):
+                    step(cols, out=out[rows])
+                return out.reshape(n, *out_hw, filters)
             # The primitive's forward alone: no graph, no Tensors around the arrays.
             primitive = F.Conv2D()
             primitive.recording = False
