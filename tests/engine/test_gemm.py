@@ -25,7 +25,7 @@ def test_gemm_bias_clip_matches_numpy(rows, depth, width):
     pixels = rng.normal(size=(rows, depth)).astype(np.float32)
     weights = rng.normal(size=(depth, width)).astype(np.float32)
     bias = rng.normal(size=width).astype(np.float32)
-    run = jit.pointwise_inference_step(weights, bias, -0.5, 2.0, rows_per_part=1)
+    run = jit.gemm_bias_clip_step(weights, bias, -0.5, 2.0, rows_per_part=1)
     out = run(pixels)
     assert out.shape == (rows, width) and out.dtype == np.float32
     np.testing.assert_allclose(out, _reference(pixels, weights, bias, -0.5, 2.0), atol=2e-5 * depth)
@@ -36,7 +36,7 @@ def test_gemm_without_a_clip_adds_the_bias_and_lets_nan_and_inf_through():
     pixels[2, 3], pixels[5, 0] = np.nan, np.inf
     weights = np.abs(rng.normal(size=(8, 20))).astype(np.float32) + 0.1
     bias = rng.normal(size=20).astype(np.float32)
-    out = jit.pointwise_inference_step(weights, bias, -np.inf, np.inf, rows_per_part=1)(pixels)
+    out = jit.gemm_bias_clip_step(weights, bias, -np.inf, np.inf, rows_per_part=1)(pixels)
     assert np.isnan(out[2]).all() and np.isposinf(out[5]).all()
     finite = [r for r in range(9) if r not in (2, 5)]
     expected = pixels[finite].astype(np.float64) @ weights + bias
@@ -47,7 +47,7 @@ def test_gemm_rows_split_over_threads_give_the_same_result():
     pixels = rng.normal(size=(1001, 40)).astype(np.float32)
     weights = rng.normal(size=(40, 48)).astype(np.float32)
     bias = rng.normal(size=48).astype(np.float32)
-    run = jit.pointwise_inference_step(weights, bias, 0.0, 6.0, rows_per_part=100)
+    run = jit.gemm_bias_clip_step(weights, bias, 0.0, 6.0, rows_per_part=100)
     serial = run(pixels)
     with threads.parallel_step(workers=3):
         np.testing.assert_array_equal(run(pixels), serial)  # each row computed as before
@@ -57,7 +57,7 @@ def test_the_kernels_compile_with_slp_and_leave_numba_s_setting_as_it_was():
     import numba
 
     before = numba.config.SLP_VECTORIZE
-    jit.pointwise_inference_step(np.ones((2, 2), np.float32), np.zeros(2, np.float32), 0, 1, 1)
+    jit.gemm_bias_clip_step(np.ones((2, 2), np.float32), np.zeros(2, np.float32), 0, 1, 1)
     assert numba.config.SLP_VECTORIZE == before
 
 
@@ -69,3 +69,20 @@ def test_the_committed_kernels_are_the_generator_s_output():
     spec.loader.exec_module(generator)
     committed = (ROOT / "src" / "edgelearn" / "engine" / "_gemm_kernels.py").read_text()
     assert committed == generator.source(), "run: python tools/generate_gemm_kernels.py"
+
+
+@pytest.mark.parametrize("filters, use_bias", [(16, True), (20, False), (40, True)])
+def test_a_convolution_s_forward_through_the_kernel_matches_numpy_s(filters, use_bias):
+    from edgelearn.engine import functions as F
+
+    x = rng.normal(size=(3, 9, 8, 5)).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, 5, filters)).astype(np.float32)
+    bias = rng.normal(size=filters).astype(np.float32) if use_bias else None
+    outputs = {}
+    for choice in ("numpy", "numba"):
+        jit.set_kernels(choice)
+        try:
+            outputs[choice] = F.Conv2D().forward(x, kernel, bias, (2, 1), "same")
+        finally:
+            jit.set_kernels("auto")
+    np.testing.assert_allclose(outputs["numba"], outputs["numpy"], rtol=1e-5, atol=1e-5)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgelearn.engine import kernels, threads
+from edgelearn.engine import jit, kernels, threads
 from edgelearn.engine.tensor import Tensor, as_array, is_grad_enabled
 
 
@@ -394,6 +394,10 @@ class SigmoidCrossEntropyWithLogits(Function):
 # own: building the patches costs more than their GEMM for the small kernels of small CNNs.
 ROWS_PER_PART = 1 << 12
 
+# The fewest filters for which a convolution's forward GEMM goes to numba's kernel (its panels
+# are 16 columns wide).
+FUSED_GEMM_MIN_FILTERS = 16
+
 
 class Conv2D(Function):
     """NHWC convolution with an optional bias, as GEMMs of the input's patches and the kernel.
@@ -427,15 +431,38 @@ class Conv2D(Function):
             threads.split(n * pixels, pointwise, min_items=gemm_rows_per_part(weights.size))
         else:
             self.cols = None
-            if bias is not None:
+            # numba's GEMM (bias added as it stores) where it pays: 0.78-0.81x OpenBLAS's time
+            # for 16-32 filters, but a panel of 16 columns half empty for 8 (benchmarks/README.md).
+            fused = (
+                out.dtype == np.float32
+                and filters >= FUSED_GEMM_MIN_FILTERS
+                and jit.enabled(out.size)
+            )
+            if fused:
+                zeros = np.zeros(filters, dtype=np.float32)
+                gemm = jit.gemm_bias_clip_step(
+                    weights.astype(np.float32, copy=False),
+                    zeros if bias is None else bias,
+                    -np.inf,
+                    np.inf,
+                    rows_per_part=len(out),  # parts come from the split over images below
+                )
+            elif bias is not None:
                 weights = np.concatenate([weights, bias[None].astype(weights.dtype)])
 
             def images(start: int, stop: int) -> None:
                 part = out[start * pixels : stop * pixels]
                 for chunk, cols in kernels.patch_chunks(
-                    self.xp[start:stop], (kh, kw), strides, self.out_hw, bias is not None
+                    self.xp[start:stop],
+                    (kh, kw),
+                    strides,
+                    self.out_hw,
+                    bias is not None and not fused,
                 ):
-                    np.matmul(cols, weights, out=part[chunk])
+                    if fused:
+                        gemm(cols, out=part[chunk])
+                    else:
+                        np.matmul(cols, weights, out=part[chunk])
 
             threads.split(n, images, min_items=max(1, ROWS_PER_PART // pixels))
         return out.reshape(n, self.out_hw[0], self.out_hw[1], filters)

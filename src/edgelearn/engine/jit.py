@@ -212,16 +212,15 @@ def depthwise_inference_step(
 _gemm: Any = None  # the compiled GEMM (_gemm_kernels), once imported
 
 
-def pointwise_inference_step(
+def gemm_bias_clip_step(
     weights: np.ndarray, bias: np.ndarray, low: float, high: float, rows_per_part: int
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """A folded 1x1 convolution at inference: ``clip(pixels @ weights + bias, low, high)`` for
-    a (pixels, C) float32 matrix (or a patch matrix), into ``out`` if given (C-contiguous
-    float32 rows), as one numba GEMM that starts its sums from the bias and clips
-    them as it stores them (``low``/``high`` of -inf/inf: no clip). The weights are packed into
-    the kernel's panels once; parts of at least ``rows_per_part`` rows go to threads
-    (:func:`threads.split`).
-    On MobileNetV2's 1x1 convolutions 0.61-1.08x the time of OpenBLAS's GEMM and the
+    """``clip(pixels @ weights + bias, low, high)`` for a (rows, K) float32 matrix (pixels for a
+    1x1 convolution, patches for a larger one), into ``out`` if given (C-contiguous float32
+    rows), as one numba GEMM that starts its sums from the bias and clips them as it stores them
+    (``low``/``high`` of -inf/inf: no clip). The weights are packed into the kernel's panels
+    once; parts of at least ``rows_per_part`` rows go to threads (:func:`threads.split`). On
+    MobileNetV2's 1x1 convolutions 0.61-1.08x the time of OpenBLAS's GEMM and the
     bias-and-clip pass after it (benchmarks/README.md)."""
     global _gemm
     if _gemm is None:

@@ -125,7 +125,7 @@ def _folded(layer: Layer, norm: Layer, clip, padding: Layer | None) -> Callable[
             step = fused.get(choice) if single else None
             if step is None and single and jit.enabled(x.size):
                 bounds = (-np.inf, np.inf) if clip is None else clip
-                step = jit.pointwise_inference_step(weights, bias, *bounds, rows_per_part)
+                step = jit.gemm_bias_clip_step(weights, bias, *bounds, rows_per_part)
                 fused[choice] = step
             if step is not None:
                 return step(pixels).reshape(*x.shape[:-1], weights.shape[1])
@@ -154,7 +154,7 @@ def _folded(layer: Layer, norm: Layer, clip, padding: Layer | None) -> Callable[
             if step is None and single and jit.enabled(x.size):
                 bounds = (-np.inf, np.inf) if clip is None else clip
                 rows_per_part = F.gemm_rows_per_part(patch_weights.size)
-                step = jit.pointwise_inference_step(patch_weights, bias, *bounds, rows_per_part)
+                step = jit.gemm_bias_clip_step(patch_weights, bias, *bounds, rows_per_part)
                 fused_patches[choice] = step
             if step is not None:
                 # The patch matrix chunk by chunk into numba's GEMM, bias and clip fused.
