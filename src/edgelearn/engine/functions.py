@@ -431,11 +431,14 @@ class Conv2D(Function):
             threads.split(n * pixels, pointwise, min_items=gemm_rows_per_part(weights.size))
         else:
             self.cols = None
-            # numba's GEMM (bias added as it stores) where it pays: 0.78-0.81x OpenBLAS's time
-            # for 16-32 filters, but a panel of 16 columns half empty for 8 (benchmarks/README.md).
+            # numba's GEMM (bias added as it stores) where the batch is split over threads, so
+            # that OpenBLAS would run each part's GEMM on one thread too: 0.78-0.97x its time
+            # for 16-64 filters (a panel of 16 columns is half empty for 8). Elsewhere
+            # OpenBLAS's threads win (the Keras example at batch 64 on 2 threads: 1.11x).
             fused = (
                 out.dtype == np.float32
                 and filters >= FUSED_GEMM_MIN_FILTERS
+                and threads.width() > 1
                 and jit.enabled(out.size)
             )
             if fused:
