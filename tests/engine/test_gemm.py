@@ -88,3 +88,29 @@ def test_a_convolution_s_forward_through_the_kernel_matches_numpy_s(filters, use
         finally:
             jit.set_kernels("auto")
     np.testing.assert_allclose(outputs["numba"], outputs["numpy"], rtol=1e-5, atol=1e-5)
+
+
+def test_where_the_kernel_cannot_compile_convolutions_keep_openblas(monkeypatch):
+    import edgelearn as el
+    from edgelearn.engine import functions as F
+    from edgelearn.runtime import Predictor
+
+    monkeypatch.setattr(jit, "_gemm", None)
+    monkeypatch.setattr(jit, "_gemm_error", "RuntimeError: cannot compile here")
+    assert jit.gemm_bias_clip_step(np.ones((2, 2), np.float32), np.zeros(2), 0, 1, 1) is None
+    layers = el.layers
+    model = el.Sequential(
+        [
+            layers.Input((6, 6, 3)),
+            layers.Conv2D(16, 3, use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(6.0),
+            layers.Conv2D(20, 1),
+        ]
+    )
+    x = rng.random((2, 6, 6, 3), dtype=np.float32)
+    np.testing.assert_allclose(Predictor(model).predict(x), model.predict(x), atol=1e-5)
+    kernel = rng.normal(size=(3, 3, 3, 16)).astype(np.float32)
+    with threads.parallel_step(workers=2):
+        out = F.Conv2D().forward(x, kernel, np.ones(16, np.float32), (1, 1), "valid")
+    assert out.shape == (2, 4, 4, 16) and jit._gemm is None

@@ -441,6 +441,7 @@ class Conv2D(Function):
                 and threads.width() > 1
                 and jit.enabled(out.size)
             )
+            gemm = None
             if fused:
                 zeros = np.zeros(filters, dtype=np.float32)
                 gemm = jit.gemm_bias_clip_step(
@@ -450,7 +451,8 @@ class Conv2D(Function):
                     np.inf,
                     rows_per_part=len(out),  # parts come from the split over images below
                 )
-            elif bias is not None:
+                fused = gemm is not None
+            if not fused and bias is not None:
                 weights = np.concatenate([weights, bias[None].astype(weights.dtype)])
 
             def images(start: int, stop: int) -> None:

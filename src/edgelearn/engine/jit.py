@@ -210,23 +210,35 @@ def depthwise_inference_step(
 
 
 _gemm: Any = None  # the compiled GEMM (_gemm_kernels), once imported
+_gemm_error: str | None = None
+
+
+def _load_gemm() -> Any:
+    global _gemm, _gemm_error
+    if _gemm is None and _gemm_error is None:
+        try:
+            from edgelearn.engine import _gemm_kernels
+        # A numba that cannot compile it here: the callers keep OpenBLAS's GEMM.
+        except Exception as error:  # noqa: BLE001
+            _gemm_error = f"{type(error).__name__}: {error}"
+        else:
+            _gemm = _gemm_kernels
+    return _gemm
 
 
 def gemm_bias_clip_step(
     weights: np.ndarray, bias: np.ndarray, low: float, high: float, rows_per_part: int
-) -> Callable[[np.ndarray], np.ndarray]:
+) -> Callable[..., np.ndarray] | None:
     """``clip(pixels @ weights + bias, low, high)`` for a (rows, K) float32 matrix (pixels for a
     1x1 convolution, patches for a larger one), into ``out`` if given (C-contiguous float32
     rows), as one numba GEMM that starts its sums from the bias and clips them as it stores them
     (``low``/``high`` of -inf/inf: no clip). The weights are packed into the kernel's panels
     once; parts of at least ``rows_per_part`` rows go to threads (:func:`threads.split`). On
     MobileNetV2's 1x1 convolutions 0.61-1.08x the time of OpenBLAS's GEMM and the
-    bias-and-clip pass after it (benchmarks/README.md)."""
-    global _gemm
-    if _gemm is None:
-        from edgelearn.engine import _gemm_kernels
-
-        _gemm = _gemm_kernels
+    bias-and-clip pass after it (benchmarks/README.md). None where the kernel cannot be
+    compiled here."""
+    if _load_gemm() is None:
+        return None
     depth, width = weights.shape
     columns = _gemm.COLUMNS
     n_panels = -(-width // columns)
