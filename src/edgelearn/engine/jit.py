@@ -41,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -94,15 +95,18 @@ def enabled(elements: int | None = None) -> bool:
 def _load() -> Any:
     global _module, _import_error
     if _module is None and _import_error is None:
-        try:
-            from edgelearn.engine import _numba_kernels
-        # numba missing, or a numba that cannot work here (e.g. nowhere writable for its cache,
-        # which it reports with a RuntimeError): the NumPy path serves instead.
-        except Exception as error:  # noqa: BLE001
-            _import_error = f"{type(error).__name__}: {error}"
-        else:
-            _module = _numba_kernels
+        _module, _import_error = _import_kernels("_numba_kernels")
     return _module
+
+
+def _import_kernels(name: str) -> tuple[Any, str | None]:
+    """The compiled kernels' module ``edgelearn.engine.<name>`` and None, or None and why not."""
+    try:
+        return importlib.import_module(f"edgelearn.engine.{name}"), None
+    # numba missing, or a numba that cannot work here (e.g. nowhere writable for its cache,
+    # which it reports with a RuntimeError): the NumPy and OpenBLAS paths serve instead.
+    except Exception as error:  # noqa: BLE001
+        return None, f"{type(error).__name__}: {error}"
 
 
 def call(name: str, *args: Any) -> Any:
@@ -217,13 +221,7 @@ _gemm_error: str | None = None
 def _load_gemm() -> Any:
     global _gemm, _gemm_error
     if _gemm is None and _gemm_error is None:
-        try:
-            from edgelearn.engine import _gemm_kernels
-        # A numba that cannot compile it here: the callers keep OpenBLAS's GEMM.
-        except Exception as error:  # noqa: BLE001
-            _gemm_error = f"{type(error).__name__}: {error}"
-        else:
-            _gemm = _gemm_kernels
+        _gemm, _gemm_error = _import_kernels("_gemm_kernels")
     return _gemm
 
 

@@ -115,18 +115,13 @@ def _folded(layer: Layer, norm: Layer, clip, padding: Layer | None) -> Callable[
     if type(layer) is Conv2D and layer.kernel_size == (1, 1) and tuple(layer.strides) == (1, 1):
         weights = np.ascontiguousarray(kernel.reshape(kernel.shape[2:]))
         rows_per_part = F.gemm_rows_per_part(weights.size)
-        fused: dict[str, Callable[[np.ndarray], np.ndarray]] = {}  # per kernel choice
+        fused_gemm = _fused_gemm(weights, bias, clip)
 
         def pointwise(x: np.ndarray) -> np.ndarray:
             # A 1x1 convolution is one GEMM on the pixels (split over threads where it pays):
             # numba's with the bias and clip fused in where it is in use, else BLAS's and a pass.
             pixels = x.reshape(-1, x.shape[-1])
-            choice, single = jit.get_kernels(), x.dtype == np.float32
-            step = fused.get(choice) if single else None
-            if step is None and single and jit.enabled(x.size):
-                bounds = (-np.inf, np.inf) if clip is None else clip
-                step = jit.gemm_bias_clip_step(weights, bias, *bounds, rows_per_part)
-                fused[choice] = step
+            step = fused_gemm(x)
             if step is not None:
                 return step(pixels).reshape(*x.shape[:-1], weights.shape[1])
             out = np.empty((len(pixels), weights.shape[1]), dtype=np.float32)
@@ -145,17 +140,10 @@ def _folded(layer: Layer, norm: Layer, clip, padding: Layer | None) -> Callable[
     if type(layer) is Conv2D:
         strides, padding_mode = layer.strides, layer.padding
         kernel_hw, filters = kernel.shape[:2], kernel.shape[3]
-        patch_weights = np.ascontiguousarray(kernel.reshape(-1, filters))
-        fused_patches: dict[str, Callable[..., np.ndarray]] = {}  # per kernel choice
+        fused_gemm = _fused_gemm(np.ascontiguousarray(kernel.reshape(-1, filters)), bias, clip)
 
         def convolve(x: np.ndarray) -> np.ndarray:
-            choice, single = jit.get_kernels(), x.dtype == np.float32
-            step = fused_patches.get(choice) if single else None
-            if step is None and single and jit.enabled(x.size):
-                bounds = (-np.inf, np.inf) if clip is None else clip
-                rows_per_part = F.gemm_rows_per_part(patch_weights.size)
-                step = jit.gemm_bias_clip_step(patch_weights, bias, *bounds, rows_per_part)
-                fused_patches[choice] = step
+            step = fused_gemm(x)
             if step is not None:
                 # The patch matrix chunk by chunk into numba's GEMM, bias and clip fused.
                 n, h, w, _ = x.shape
@@ -196,6 +184,28 @@ def _folded(layer: Layer, norm: Layer, clip, padding: Layer | None) -> Callable[
         return step(x)
 
     return depthwise
+
+
+def _fused_gemm(weights: np.ndarray, bias: np.ndarray, clip) -> Callable[[np.ndarray], Any]:
+    """For an input ``x``: numba's GEMM of ``weights`` with ``bias`` and ``clip`` fused
+    (``jit.gemm_bias_clip_step``), made once per kernel choice, or None where it is not in use
+    (NumPy kernels, arrays too small to load numba, other dtypes, a kernel that cannot compile).
+    """
+    bounds = (-np.inf, np.inf) if clip is None else clip
+    rows_per_part = F.gemm_rows_per_part(weights.size)
+    steps: dict[str, Any] = {}
+
+    def step_for(x: np.ndarray) -> Any:
+        if x.dtype != np.float32:
+            return None
+        choice = jit.get_kernels()
+        if choice not in steps:
+            if not jit.enabled(x.size):
+                return None
+            steps[choice] = jit.gemm_bias_clip_step(weights, bias, *bounds, rows_per_part)
+        return steps[choice]
+
+    return step_for
 
 
 def _layer(layer: Layer, several: bool) -> Callable[..., Any]:
