@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from edgelearn.engine import allocator, no_grad, threads
 from edgelearn.io import onnx as onnx_io
 from edgelearn.models import Model
 from edgelearn.models.inference import InferencePlan
@@ -67,9 +66,9 @@ class Predictor:
             )
         self.model = model
         # Every layer's weights as they are now, folded or not: a copy of the whole model.
-        snapshot = type(model).from_config(model.get_config())
-        snapshot.set_weights(model.get_weights())
-        self.plan = InferencePlan(snapshot)
+        self._snapshot = type(model).from_config(model.get_config())
+        self._snapshot.set_weights(model.get_weights())
+        self.plan = InferencePlan(self._snapshot)
 
     def predict(self, x: Any, batch_size: int | None = None) -> Any:
         """Outputs for ``x`` in batches of ``batch_size`` (32 by default), as ``model.predict``."""
@@ -83,10 +82,8 @@ class Predictor:
         return outputs[0] if len(outputs) == 1 else outputs
 
     def _run(self, xs: list[np.ndarray]) -> list[np.ndarray]:
-        xs = [np.asarray(a, dtype=np.float32) for a in xs]
-        allocator.use_default()
-        with no_grad(), threads.parallel_step(batch_elements=sum(a.size for a in xs)):
-            return self.plan.run(xs)
+        # The model's own batching and threads (engine.threads), the plan in place of its layers.
+        return self._snapshot._predict_lists(xs, self.plan.run)
 
 
 class OnnxRuntimePredictor:

@@ -1,10 +1,12 @@
 """Every primitive against an oracle: NumPy for the forward pass, finite differences (float64)
 for the backward pass."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
-from edgelearn.engine import Tensor, Variable, no_grad
+from edgelearn.engine import Tensor, Variable, gradients, no_grad
 from edgelearn.engine import functions as F
 from edgelearn.testing import numeric_gradient
 
@@ -134,6 +136,40 @@ def test_gradients_accumulate_through_shared_subexpressions():
     y = x * x
     (y + y * x).sum().backward()  # d/dx (x^2 + x^3) = 2x + 3x^2
     np.testing.assert_allclose(x.grad, [6.0 + 27.0])
+
+
+def test_gradients_match_backward_and_leave_grad_attributes_alone():
+    rng = np.random.default_rng(3)
+    x = Tensor(rng.normal(size=(4, 3)).astype(np.float32), requires_grad=True)
+    w = Variable(rng.normal(size=(3, 2)).astype(np.float32))
+    unused = Variable(np.ones(2, dtype=np.float32))
+    h = x @ w
+    out = (h * h + h).sum()
+    grad_x, grad_w, grad_unused = gradients(out, [x, w, unused])
+    assert x.grad is None and w.grad is None and grad_unused is None
+    out.backward()
+    np.testing.assert_array_equal(grad_x, x.grad)
+    np.testing.assert_array_equal(grad_w, w.grad)
+    assert gradients(Tensor(np.ones(2)).sum(), [x]) == [None]  # no graph to walk
+
+
+def test_gradients_of_graphs_sharing_weights_can_be_taken_on_several_threads():
+    rng = np.random.default_rng(4)
+    w = Variable(rng.normal(size=(8, 8)).astype(np.float32))
+    batches = [rng.normal(size=(16, 8)).astype(np.float32) for _ in range(8)]
+
+    def grad_of(batch):
+        h = Tensor(batch)
+        for _ in range(20):  # long enough for the threads' walks to interleave
+            h = F.Tanh.apply(h @ w)
+        return gradients(h.sum(), [w])[0]
+
+    expected = [grad_of(batch) for batch in batches]
+    with ThreadPoolExecutor(4) as pool:
+        actual = list(pool.map(grad_of, batches))
+    for a, b in zip(actual, expected):
+        np.testing.assert_array_equal(a, b)
+    assert w.grad is None
 
 
 def test_deep_graphs_do_not_hit_the_recursion_limit():

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import edgelearn as el
-from edgelearn.engine import Tensor, jit, threads
+from edgelearn.engine import Tensor, is_grad_enabled, jit, threads
 from edgelearn.engine import functions as F
+from edgelearn.runtime import Predictor
 
 
 @pytest.fixture
@@ -99,13 +100,14 @@ def test_blas_runs_on_one_thread_inside_a_step_and_gets_its_count_back():
     assert threads.blas_threads() == before
 
 
-def _codelab_like(seed):
+def _codelab_like(seed, batch_norm=False):
     layers = el.layers
     el.random.set_random_seed(seed)
     model = el.Sequential(
         [
             layers.Input((12, 12, 1)),
             layers.Conv2D(4, 3, activation="relu"),
+            *([layers.BatchNormalization()] if batch_norm else []),
             layers.MaxPooling2D(2),
             layers.Conv2D(6, 3, activation="relu", padding="same"),
             layers.Conv2D(5, 1),
@@ -117,23 +119,144 @@ def _codelab_like(seed):
     return model
 
 
-def test_split_steps_match_the_serial_path(tiny_parts, engine_kernels):
+@pytest.mark.parametrize(
+    "batch_norm", [False, True], ids=["whole model per part", "split primitive by primitive"]
+)
+def test_split_steps_match_the_serial_path(tiny_parts, engine_kernels, batch_norm):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(6, 12, 12, 1)).astype(np.float32)
     y = rng.integers(0, 3, size=6)
-    serial, split = _codelab_like(1), _codelab_like(1)
+    serial, split = _codelab_like(1, batch_norm), _codelab_like(1, batch_norm)
     with threads.parallel_step(workers=1):
         expected = serial.predict_on_batch(x)
-        for _ in range(3):
-            serial.train_on_batch(x, y)
+        expected_losses = [serial.train_on_batch(x, y) for _ in range(3)]
     with threads.parallel_step(workers=3):
         # Forward results come from one part each: the same bits.
         np.testing.assert_array_equal(split.predict_on_batch(x), expected)
-        for _ in range(3):
-            split.train_on_batch(x, y)
+        losses = [split.train_on_batch(x, y) for _ in range(3)]
     # Kernel gradients add per-part sums: equal to float32 rounding.
+    np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)
     for a, b in zip(serial.get_weights(), split.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+class _Recorder(el.layers.Layer):
+    """Passes its inputs through and notes the threads it ran on."""
+
+    def __init__(self, samplewise=True, **kwargs):
+        super().__init__(**kwargs)
+        self.samplewise = samplewise
+        self.thread_ids = set()
+        self.grad_modes = set()
+
+    def call(self, inputs, training=False):
+        self.thread_ids.add(threading.get_ident())
+        self.grad_modes.add(is_grad_enabled())
+        return inputs
+
+
+def _recorded_model(seed, *middle, loss="sparse_categorical_crossentropy"):
+    layers = el.layers
+    el.random.set_random_seed(seed)
+    recorder = _Recorder()
+    model = el.Sequential(
+        [
+            layers.Input((6, 6, 2)),
+            layers.Conv2D(3, 3, activation="relu"),
+            *middle,
+            recorder,
+            layers.Flatten(),
+            layers.Dense(2, activation="softmax", kernel_regularizer="l2"),
+        ]
+    )
+    model.compile(optimizer="adam", loss=loss)
+    return model, recorder
+
+
+def test_a_step_of_samplewise_layers_runs_each_part_through_the_whole_model(engine_kernels):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(8, 6, 6, 2)).astype(np.float32)
+    y = rng.integers(0, 2, size=8)
+    serial, _ = _recorded_model(3)
+    split, recorder = _recorded_model(3)
+    with threads.parallel_step(workers=1):
+        expected = [serial.train_on_batch(x, y) for _ in range(3)]
+    with threads.parallel_step(workers=2):
+        actual = [split.train_on_batch(x, y) for _ in range(3)]
+    assert len(recorder.thread_ids - {threading.get_ident()}) >= 1  # parts ran elsewhere too
+    # Each part's loss weighted by its share, the penalty counted once.
+    np.testing.assert_allclose(actual, expected, rtol=1e-5)
+    for a, b in zip(serial.get_weights(), split.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("middle", "split_expected"),
+    [
+        (el.layers.BatchNormalization, True),  # moving statistics at inference
+        (lambda: el.layers.Dropout(0.5), True),  # nothing at inference
+        (lambda: _Recorder(samplewise=False), False),
+    ],
+    ids=["batch norm", "dropout", "custom layer"],
+)
+def test_predictions_run_each_part_through_the_whole_model_without_recording_graphs(
+    middle, split_expected
+):
+    x = np.random.default_rng(7).normal(size=(8, 6, 6, 2)).astype(np.float32)
+    model, recorder = _recorded_model(5, middle())
+    with threads.parallel_step(workers=1):
+        expected = model.predict_on_batch(x)
+    with threads.parallel_step(workers=2):
+        np.testing.assert_array_equal(model.predict_on_batch(x), expected)
+    assert bool(recorder.thread_ids - {threading.get_ident()}) == split_expected
+    assert recorder.grad_modes == {False}
+
+
+class _SummedLoss(el.losses.SparseCategoricalCrossentropy):
+    """A sum over samples, not a mean: its parts cannot be weighted by their share."""
+
+    def __call__(self, y_true, y_pred):
+        return self.per_sample(y_true, y_pred).sum()
+
+
+@pytest.mark.parametrize(
+    ("middle", "loss", "split_expected"),
+    [
+        (lambda: el.layers.BatchNormalization(), None, False),  # batch statistics
+        (lambda: el.layers.BatchNormalization(trainable=False), None, True),
+        (lambda: el.layers.Dropout(0.5), None, False),  # random draws
+        (lambda: el.layers.Dropout(0.0), None, True),
+        (lambda: _Recorder(samplewise=False), None, False),  # a layer that did not say so
+        (lambda: el.layers.ReLU(), _SummedLoss(), False),
+    ],
+    ids=["batch norm", "frozen batch norm", "dropout", "no dropout", "custom layer", "summed loss"],
+)
+def test_the_whole_model_splits_only_where_every_layer_and_loss_allows(
+    middle, loss, split_expected
+):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(8, 6, 6, 2)).astype(np.float32)
+    y = rng.integers(0, 2, size=8)
+    model, recorder = _recorded_model(4, middle(), loss=loss or "sparse_categorical_crossentropy")
+    with threads.parallel_step(workers=2):
+        model.train_on_batch(x, y)
+    others = recorder.thread_ids - {threading.get_ident()}
+    assert bool(others) == split_expected
+
+
+def test_whole_model_splits_start_at_smaller_batches_than_primitive_splits():
+    if threads.blas_threads() is None:
+        pytest.skip("numpy's BLAS is not an OpenBLAS edgelearn can control here")
+    assert threads.MIN_TRAINING_SPLIT_ELEMENTS < threads.MIN_INFERENCE_SPLIT_ELEMENTS
+    assert threads.MIN_INFERENCE_SPLIT_ELEMENTS < threads.MIN_BATCH_ELEMENTS
+    between = threads.MIN_TRAINING_SPLIT_ELEMENTS
+    with threads.parallel_step(batch_elements=between) as width:
+        assert width == 1
+    blas = threads.blas_threads()
+    with threads.parallel_step(
+        batch_elements=between, min_batch_elements=threads.MIN_TRAINING_SPLIT_ELEMENTS
+    ) as width:
+        assert width == blas
 
 
 def test_split_primitives_match_the_serial_path(tiny_parts, engine_kernels):
@@ -180,3 +303,32 @@ def test_a_forked_child_splits_with_threads_of_its_own():
         os.waitpid(pid, 0)
         pytest.fail("the forked child's split hung: it waited on its parent's threads")
     assert os.waitstatus_to_exitcode(finished[1]) == 0
+
+
+def test_a_predictor_runs_each_part_of_a_batch_through_its_plan_on_a_thread():
+    layers = el.layers
+    el.random.set_random_seed(9)
+    model = el.Sequential(
+        [
+            layers.Input((6, 6, 2)),
+            layers.Conv2D(3, 3),
+            layers.BatchNormalization(),
+            layers.ReLU(6.0),
+            layers.Flatten(),
+            layers.Dense(2),
+        ]
+    )
+    x = np.random.default_rng(8).normal(size=(8, 6, 6, 2)).astype(np.float32)
+    predictor = Predictor(model)
+    plan_run, thread_ids = predictor.plan.run, set()
+
+    def recording_run(arrays):
+        thread_ids.add(threading.get_ident())
+        return plan_run(arrays)
+
+    predictor.plan.run = recording_run
+    with threads.parallel_step(workers=1):
+        expected = predictor.predict_on_batch(x)
+    with threads.parallel_step(workers=2):
+        np.testing.assert_array_equal(predictor.predict_on_batch(x), expected)
+    assert thread_ids - {threading.get_ident()}

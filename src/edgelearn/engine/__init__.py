@@ -9,6 +9,13 @@ Example:
     array([1., 2.], dtype=float32)
 """
 
-from edgelearn.engine.tensor import Tensor, Variable, as_array, is_grad_enabled, no_grad
+from edgelearn.engine.tensor import (
+    Tensor,
+    Variable,
+    as_array,
+    gradients,
+    is_grad_enabled,
+    no_grad,
+)
 
-__all__ = ["Tensor", "Variable", "as_array", "is_grad_enabled", "no_grad"]
+__all__ = ["Tensor", "Variable", "as_array", "gradients", "is_grad_enabled", "no_grad"]

@@ -117,6 +117,12 @@ class Tensor:
         """Accumulate d(self)/d(leaf) into the ``grad`` of every leaf that requires it."""
         if not self.requires_grad:
             raise RuntimeError("backward() called on a tensor that does not require a gradient")
+        for leaf, leaf_grad in self._leaf_gradients(grad).values():
+            leaf.grad = leaf_grad if leaf.grad is None else leaf.grad + leaf_grad
+
+    def _leaf_gradients(self, grad: Any = None) -> dict[int, tuple[Tensor, np.ndarray]]:
+        """d(self)/d(leaf) for every leaf the graph reaches, keyed by ``id(leaf)``; no ``grad``
+        attribute is read or written, so threads may walk graphs that share leaves."""
         if grad is None:
             if self.data.size != 1:
                 raise ValueError(
@@ -130,21 +136,22 @@ class Tensor:
                 raise ValueError(
                     f"backward() expects a gradient of shape {self.shape}, received {grad.shape}"
                 )
-        order = self._topological_order()
         grads: dict[int, np.ndarray] = {id(self): grad}
-        for node in order:
+        leaves: dict[int, tuple[Tensor, np.ndarray]] = {}
+        for node in self._topological_order():
             node_grad = grads.pop(id(node), None)
             if node_grad is None:
                 continue
             ctx = node._ctx
-            if ctx is None:  # a leaf: keep the gradient
-                node.grad = node_grad if node.grad is None else node.grad + node_grad
+            if ctx is None:  # a leaf: the sum of what every path brought it
+                leaves[id(node)] = (node, node_grad)
                 continue
             for parent, parent_grad in zip(ctx.parents, ctx.backward(node_grad)):
                 if parent is None or parent_grad is None or not parent.requires_grad:
                     continue
                 key = id(parent)
                 grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+        return leaves
 
     def _topological_order(self) -> list[Tensor]:
         # Iterative depth-first search: deep graphs must not hit Python's recursion limit.
@@ -253,6 +260,27 @@ class Variable(Tensor):
 
     def __repr__(self) -> str:
         return f"<Variable '{self.name}' shape={self.shape} dtype={self.dtype}>"
+
+
+def gradients(output: Tensor, sources: list[Tensor]) -> list[np.ndarray | None]:
+    """d(output)/d(source) for each of ``sources`` (None where ``output`` does not depend on
+    it), leaving every ``grad`` attribute as it was: what ``tf.GradientTape.gradient`` and
+    ``torch.autograd.grad`` return. Unlike :meth:`Tensor.backward`, several threads may take
+    gradients of graphs that share weights at once (edgelearn's multi-threaded training steps).
+
+    Example:
+        >>> import numpy as np
+        >>> from edgelearn.engine import Tensor, gradients
+        >>> x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+        >>> gradients((x * x).sum(), [x])
+        [array([2., 4.], dtype=float32)]
+        >>> x.grad is None
+        True
+    """
+    if not output.requires_grad:
+        return [None] * len(sources)
+    leaves = output._leaf_gradients()
+    return [leaves[id(s)][1] if id(s) in leaves else None for s in sources]
 
 
 from edgelearn.engine import functions as F  # noqa: E402  (the primitives need Tensor defined)

@@ -8,12 +8,21 @@ pass that writes it waits on the other core for every cache line: on the 2-core 
 benchmarks/README.md a patch matrix took 3x as long to rebuild after a 2-thread GEMM had read
 it, and a 2-thread training step ran slower than a 1-thread one.
 
-So, inside :func:`parallel_step` (which ``Model`` enters for each training step and prediction
-batch of at least :data:`MIN_BATCH_ELEMENTS` input values), BLAS runs on one thread and the
-heavy primitives split their batch into as many parts as BLAS had threads, one part per
-thread: each thread builds, multiplies and pools the samples of its part, which stay in its own
-core's caches. The parts run in a small pool of Python
-threads; NumPy's GEMMs and copies and the numba kernels release the GIL while they work.
+So, inside :func:`parallel_step`, BLAS runs on one thread and a batch splits into as many
+parts as BLAS had threads, one part per thread, whose samples stay in its own core's caches.
+``Model`` enters it through :func:`run_batch` for each training step and prediction batch, in
+one of two ways:
+
+- where every layer treats each sample on its own (``Layer.splits_by_sample``: convolutions,
+  dense layers, pooling, activations, but not a training BatchNormalization or Dropout), each
+  part runs the whole step (forward, loss, gradients) on its thread, from
+  :data:`MIN_TRAINING_SPLIT_ELEMENTS` / :data:`MIN_INFERENCE_SPLIT_ELEMENTS` input values:
+  one hand-off per step;
+- otherwise, from :data:`MIN_BATCH_ELEMENTS`, the heavy primitives split their batch
+  (:func:`split`): each thread builds, multiplies and pools the samples of its part.
+
+The parts run in a small pool of Python threads; NumPy's GEMMs and copies and the numba kernels
+release the GIL while they work.
 
 The width follows the BLAS thread count a user already controls (``OPENBLAS_NUM_THREADS``,
 ``OMP_NUM_THREADS`` or threadpoolctl's ``threadpool_limits``); with one BLAS thread, with a
@@ -110,14 +119,28 @@ def blas_threads() -> int | None:
 # 7% for MobileNetV2 at batch 8 (1.2M).
 MIN_BATCH_ELEMENTS = 1 << 18
 
+# A model whose layers all split by sample (Layer.splits_by_sample) runs each part of a batch
+# through the whole model, one hand-off per step instead of one per primitive, so smaller
+# batches gain; but each part repeats the step's Python work. Measured with 2 threads for the
+# codelab CNN (benchmarks/README.md), against the primitive split or BLAS's threads: a training
+# step lost 31% at batch 16 (12.5k input values) and 6% at 32, and won 8% at 48 (37.6k), 11-15%
+# at 64 and 7% at 512; a prediction (a third of the work per value) broke even at batch 64 (50k)
+# and won 7% at 96 (75k), 12% at 128, 28% at 256, 6% at 512 and 28% for MobileNetV2 at batch 8.
+MIN_TRAINING_SPLIT_ELEMENTS = 1 << 15
+MIN_INFERENCE_SPLIT_ELEMENTS = 1 << 16
+
 
 @contextlib.contextmanager
-def parallel_step(workers: int | None = None, batch_elements: int | None = None) -> Iterator[int]:
+def parallel_step(
+    workers: int | None = None,
+    batch_elements: int | None = None,
+    min_batch_elements: int = MIN_BATCH_ELEMENTS,
+) -> Iterator[int]:
     """Split the primitives' batches over ``workers`` threads with BLAS on one thread, until the
     block ends; yields the width in use.
 
     By default ``workers`` is BLAS's thread count, or 1 (no split) for a batch of fewer than
-    :data:`MIN_BATCH_ELEMENTS` input values (``batch_elements``, if given) or without a BLAS
+    ``min_batch_elements`` input values (``batch_elements``, if given) or without a BLAS
     edgelearn can control. Nested blocks keep the outer block's width, so ``with
     parallel_step(workers=1):`` around ``fit`` or ``predict`` turns the split off (BLAS then
     keeps its own threads, as without this module).
@@ -130,7 +153,7 @@ def parallel_step(workers: int | None = None, batch_elements: int | None = None)
         return
     blas = _find_blas()
     if workers is None:
-        small = batch_elements is not None and batch_elements < MIN_BATCH_ELEMENTS
+        small = batch_elements is not None and batch_elements < min_batch_elements
         workers = 1 if blas is None or small else int(blas[0]())
     previous = None
     if blas is not None and workers > 1:
@@ -193,6 +216,30 @@ def split(n_items: int, run: Callable[[int, int], T], min_items: int = 1) -> lis
         if error is not None:
             raise error
     return [first, *(future.result() for future in futures)]
+
+
+def run_batch(
+    n_samples: int,
+    batch_elements: int,
+    run: Callable[[int, int], T],
+    by_sample: bool = False,
+    min_elements: int = MIN_TRAINING_SPLIT_ELEMENTS,
+) -> list[T]:
+    """``run(start, stop)`` for a model's step on a batch of ``n_samples`` samples holding
+    ``batch_elements`` input values, inside :func:`parallel_step`; returns the parts' results.
+
+    With ``by_sample`` (every layer of the model splits by sample), a batch of at least
+    ``min_elements`` values runs as parts, each through the whole step on a thread of its own;
+    otherwise ``run(0, n_samples)`` runs once, its primitives split from :data:`MIN_BATCH_ELEMENTS`.
+    """
+    by_sample = by_sample and n_samples > 1
+    with parallel_step(
+        batch_elements=batch_elements,
+        min_batch_elements=min_elements if by_sample else MIN_BATCH_ELEMENTS,
+    ) as width:
+        if by_sample and width > 1:
+            return split(n_samples, run)
+        return [run(0, n_samples)]
 
 
 def _run_part(run: Callable[[int, int], T], start: int, stop: int) -> T:

@@ -19,6 +19,8 @@ from edgelearn.layers.base import Layer, register
 class ReLU(Layer):
     """``min(max_value, x)`` for ``x > threshold``, else ``negative_slope * (x - threshold)``."""
 
+    samplewise = True
+
     def __init__(
         self,
         max_value: float | None = None,
@@ -65,6 +67,8 @@ class LeakyReLU(Layer):
         array([[-0.2,  3. ]], dtype=float32)
     """
 
+    samplewise = True
+
     def __init__(self, negative_slope: float = 0.3, **kwargs: Any):
         alpha = kwargs.pop("alpha", None)
         super().__init__(**kwargs)
@@ -94,6 +98,8 @@ class LeakyReLU(Layer):
 @register
 class Softmax(Layer):
     """Softmax along ``axis``."""
+
+    samplewise = True
 
     def __init__(self, axis: int = -1, **kwargs: Any):
         super().__init__(**kwargs)

@@ -147,6 +147,19 @@ class Layer:
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
 
+    # Whether call(training=True) treats every sample on its own; see splits_by_sample.
+    samplewise = False
+
+    def splits_by_sample(self, training: bool) -> bool:
+        """Whether :meth:`call` on a batch gives its calls on the batch's parts, concatenated,
+        and changes nothing shared while it runs (no batch statistics, random draws or state
+        updates). A model whose every layer says so runs the parts of a large batch through the
+        whole model on different threads (:mod:`edgelearn.engine.threads`). Layers say so by
+        setting ``samplewise = True`` (or overriding this where it depends on ``training``); a
+        layer that does not is never split.
+        """
+        return self.samplewise
+
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
             "name": self.name,

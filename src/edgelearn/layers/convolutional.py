@@ -80,6 +80,8 @@ class _BaseConv2D(Layer):
     define ``_output_channels``.
     """
 
+    samplewise = True
+
     def __init__(
         self,
         kernel_size: int | tuple[int, int],

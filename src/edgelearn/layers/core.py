@@ -36,6 +36,8 @@ def _no_regularizers(layer: str, **arguments: Any) -> None:
 class InputLayer(Layer):
     """The entry point of a model: holds the input shape, passes inputs through unchanged."""
 
+    samplewise = True
+
     def __init__(
         self,
         shape: Shape | None = None,
@@ -115,6 +117,8 @@ class Dense(Layer):
         (2, 4)
     """
 
+    samplewise = True
+
     def __init__(
         self,
         units: int,
@@ -189,6 +193,8 @@ class Dense(Layer):
 class Activation(Layer):
     """Applies an activation function by name, e.g. ``Activation("relu")``."""
 
+    samplewise = True
+
     def __init__(self, activation: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
@@ -203,6 +209,8 @@ class Activation(Layer):
 @register
 class Flatten(Layer):
     """Flattens every axis but the batch axis."""
+
+    samplewise = True
 
     def __init__(self, data_format: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
@@ -229,6 +237,8 @@ class Flatten(Layer):
 @register
 class Reshape(Layer):
     """Reshapes every axis but the batch axis to ``target_shape`` (one entry may be -1)."""
+
+    samplewise = True
 
     def __init__(self, target_shape: Shape, **kwargs: Any):
         super().__init__(**kwargs)
@@ -281,6 +291,9 @@ class Dropout(Layer):
             raise ValueError(f"Dropout expects 0 <= rate < 1. Received: rate={rate!r}")
         self.rate, self.noise_shape, self.seed = float(rate), noise_shape, seed
         self._rng = el_random.generator(seed) if seed is not None else None
+
+    def splits_by_sample(self, training: bool) -> bool:
+        return not training or self.rate == 0  # its masks are random draws
 
     def call(self, inputs, training=False):
         if not training or self.rate == 0:

@@ -30,6 +30,8 @@ def _is_shape_list(input_shape: Any) -> bool:
 class _Merge(Layer):
     """Base of the merge layers: checks the list of input shapes, then merges the tensors."""
 
+    samplewise = True
+
     _exact_inputs: int | None = None
 
     def _shapes(self, input_shape: Any) -> list[Shape]:

@@ -93,6 +93,10 @@ class BatchNormalization(Layer):
         )
         self.built = True
 
+    def splits_by_sample(self, training: bool) -> bool:
+        # A trainable layer in training normalises by the batch's statistics and updates state.
+        return not (training and self.trainable)
+
     def call(self, inputs, training=False):
         if training and self.trainable:
             primitive, outputs = F.BatchNormTraining.run(

@@ -18,6 +18,7 @@ from edgelearn.layers.convolutional import check_data_format, check_padding
 
 
 class _Pooling2D(Layer):
+    samplewise = True
     _primitive: type[F.Function]
 
     def __init__(
@@ -86,6 +87,8 @@ class AveragePooling2D(_Pooling2D):
 
 class _GlobalPooling2D(Layer):
     """Reduces height and width: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with keepdims."""
+
+    samplewise = True
 
     def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs: Any):
         super().__init__(**kwargs)

@@ -43,6 +43,8 @@ def _padding_pairs(padding: Any) -> tuple[tuple[int, int], tuple[int, int]]:
 class _ImageLayer(Layer):
     """4-D NHWC inputs only."""
 
+    samplewise = True
+
     def check_input_shape(self, input_shape):
         if len(input_shape) != 4:
             raise self.input_error("4-D input (batch, height, width, channels)", input_shape)

@@ -30,7 +30,7 @@ from edgelearn import losses as losses_module
 from edgelearn import metrics as metrics_module
 from edgelearn import optimizers as optimizers_module
 from edgelearn import random as el_random
-from edgelearn.engine import Tensor, Variable, allocator, no_grad, threads
+from edgelearn.engine import Tensor, Variable, allocator, gradients, no_grad, threads
 from edgelearn.layers import Layer
 from edgelearn.layers.base import Shape, unique_name
 
@@ -60,6 +60,17 @@ def _per_output(value: Any, names: list[str], argument: str) -> list[Any]:
             )
         return list(value)
     return [value] * len(names)
+
+
+def _sum_present(arrays: Any) -> np.ndarray | None:
+    """The sum of the arrays that are not None (None if none is): gradients added up."""
+    present = [a for a in arrays if a is not None]
+    if not present:
+        return None
+    total = present[0]
+    for array in present[1:]:
+        total = total + array
+    return total
 
 
 class Model:
@@ -325,34 +336,97 @@ class Model:
         return [loss(y, out) for loss, y, out in zip(self.losses, ys, outputs)]
 
     def _train_step(self, xs: list[np.ndarray], ys: list[np.ndarray]):
-        # Large batches split over BLAS's threads, each thread a part (engine.threads).
-        with threads.parallel_step(batch_elements=sum(np.size(x) for x in xs)):
-            return self._train_step_parts(xs, ys)
-
-    def _train_step_parts(self, xs: list[np.ndarray], ys: list[np.ndarray]):
+        """One optimizer step on a batch: (each output's loss, the weight penalty, predictions)."""
+        n_samples = len(xs[0])
         variables = self.trainable_weights
-        for variable in variables:
-            variable.grad = None
         allocator.use_default()
-        outputs = self.forward([Tensor(np.asarray(x, dtype=np.float32)) for x in xs], training=True)
-        terms = self._loss_terms(ys, outputs)
+        # A large batch splits over BLAS's threads (engine.threads): primitive by primitive, or,
+        # where every layer treats samples on their own and every loss is a mean over samples,
+        # by running each part of the batch through the whole model on a thread of its own.
+        parts = threads.run_batch(
+            n_samples,
+            sum(np.size(x) for x in xs),
+            lambda start, stop: self._part_gradients(xs, ys, variables, start, stop, n_samples),
+            by_sample=self._splits_by_sample(training=True)
+            and all(type(loss).__call__ is losses_module.Loss.__call__ for loss in self.losses),
+            min_elements=threads.MIN_TRAINING_SPLIT_ELEMENTS,
+        )
+        grads = [_sum_present(part_grads) for part_grads in zip(*(part[0] for part in parts))]
+        penalty = 0.0
         penalties = [p for layer in self.layers for p in layer.regularization_losses()]
-        total = terms[0]
-        for term in terms[1:] + penalties:
-            total = total + term
-        if total.requires_grad:
-            total.backward()
-        self.optimizer.apply_gradients((v.grad, v) for v in variables)
-        for variable in variables:
-            variable.grad = None  # the graph and its buffers can go now
-        losses = [term.item() for term in terms]
-        return losses, total.item() - sum(losses), [out.data for out in outputs]
+        if penalties:
+            total = penalties[0]
+            for term in penalties[1:]:
+                total = total + term
+            grads = [_sum_present(pair) for pair in zip(grads, gradients(total, variables))]
+            penalty = total.item()
+        self.optimizer.apply_gradients(zip(grads, variables))
+        losses = [sum(part_losses) for part_losses in zip(*(part[1] for part in parts))]
+        preds = [
+            outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+            for outputs in zip(*(part[2] for part in parts))
+        ]
+        return losses, penalty, preds
 
-    def _predict_lists(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+    def _part_gradients(
+        self,
+        xs: list[np.ndarray],
+        ys: list[np.ndarray],
+        variables: list[Variable],
+        start: int,
+        stop: int,
+        n_samples: int,
+    ) -> tuple[list[np.ndarray | None], list[float], list[np.ndarray]]:
+        """The gradients, losses and outputs of samples ``start:stop`` of a batch of
+        ``n_samples``: each loss (a mean over the part) weighted by the part's share of the
+        batch, so that the parts' gradients and losses add up to the batch's."""
+        outputs = self.forward(
+            [Tensor(np.asarray(x[start:stop], dtype=np.float32)) for x in xs], training=True
+        )
+        terms = self._loss_terms([y[start:stop] for y in ys], outputs)
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        share = (stop - start) / n_samples
+        if share != 1:
+            total = total * np.float32(share)
+        return (
+            gradients(total, variables),
+            [term.item() * share for term in terms],
+            [out.data for out in outputs],
+        )
+
+    def _splits_by_sample(self, training: bool) -> bool:
+        """Whether every layer runs each sample on its own (see Layer.splits_by_sample)."""
+        return all(layer.splits_by_sample(training) for layer in self.layers)
+
+    def _predict_lists(
+        self,
+        xs: list[np.ndarray],
+        forward: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
+    ) -> list[np.ndarray]:
+        """The outputs for one batch, computed by ``forward`` (arrays to arrays; by default
+        this model's layers), on a batch's parts on threads of their own where that pays."""
+        if forward is None:
+
+            def forward(arrays: list[np.ndarray]) -> list[np.ndarray]:
+                return [out.data for out in self.forward([Tensor(a) for a in arrays])]
+
+        def run(start: int, stop: int) -> list[np.ndarray]:
+            with no_grad():  # on the thread that runs the part: grad mode is per thread
+                return forward([np.asarray(x[start:stop], dtype=np.float32) for x in xs])
+
         allocator.use_default()
-        with no_grad(), threads.parallel_step(batch_elements=sum(np.size(x) for x in xs)):
-            outputs = self.forward([Tensor(np.asarray(x, dtype=np.float32)) for x in xs])
-        return [out.data for out in outputs]
+        parts = threads.run_batch(
+            len(xs[0]),
+            sum(np.size(x) for x in xs),
+            run,
+            by_sample=self._splits_by_sample(training=False),
+            min_elements=threads.MIN_INFERENCE_SPLIT_ELEMENTS,
+        )
+        return [
+            outputs[0] if len(parts) == 1 else np.concatenate(outputs) for outputs in zip(*parts)
+        ]
 
     def _penalty(self) -> float:
         """The current weight-regularization penalty (part of the reported loss, as in Keras)."""
