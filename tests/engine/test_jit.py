@@ -247,3 +247,20 @@ def test_a_numba_that_cannot_compile_here_leaves_the_numpy_path():
     shape_and_state, message = result.stdout.strip().splitlines()
     assert shape_and_state == "(1, 38, 38, 64) False"
     assert "RuntimeError: cannot cache function" in message and "edgelearn[jit]" in message
+
+
+@pytest.mark.parametrize("need_winner", [True, False])
+@pytest.mark.parametrize("shape", [(3, 6, 6, 8), (2, 7, 9, 5), (1, 12, 10, 33)])
+def test_2x2_max_pool_kernels_equal_the_general_kernel_bit_for_bit(shape, need_winner):
+    # Ties in every arrangement (few distinct values) and NaNs in several window positions.
+    x = rng.integers(0, 3, size=shape).astype(np.float32)
+    x.reshape(-1)[::17] = np.nan
+    n, h, w, c = shape
+    expected = np.empty((n, h // 2, w // 2, c), np.float32)
+    expected_winner = np.empty(expected.shape, np.uint8)
+    jit.enabled()  # loads the kernels
+    jit.call("max_pool_tiles", x, 2, 2, expected, expected_winner)
+    out, winner = jit.max_pool2d_tiles(x, (2, 2), need_winner)
+    np.testing.assert_array_equal(out, expected)
+    if need_winner:
+        np.testing.assert_array_equal(winner, expected_winner)

@@ -274,7 +274,12 @@ def max_pool2d_tiles(x: np.ndarray, pool, need_winner: bool):
     x = np.ascontiguousarray(x)
 
     def pool(a: int, b: int) -> None:
-        if winner is None:
+        if (ph, pw) == (2, 2):  # the usual pool, in a kernel that vectorises
+            if winner is None:
+                call("max_pool2x2_tiles_values", x[a:b], out[a:b])
+            else:
+                call("max_pool2x2_tiles", x[a:b], out[a:b], winner[a:b])
+        elif winner is None:
             call("max_pool_tiles_values", x[a:b], ph, pw, out[a:b])
         else:
             call("max_pool_tiles", x[a:b], ph, pw, out[a:b], winner[a:b])
