@@ -7,8 +7,11 @@ so they import this module as ``_common``.
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
+import threading
+import time
 from typing import Any
 
 TORCH_PIN = "torch==2.13.0"
@@ -32,6 +35,43 @@ def limit_threads(threads: int, torch: Any | None) -> Any | None:
         )
         return None
     return threadpool_limits(threads)
+
+
+def two_core_slowdown(repeats: int = 5) -> str:
+    """How much longer two threads take, each running its own 1-thread float32 GEMM loop (256^3,
+    in cache, the GIL released), than one thread alone: 1.00x on two independent cores, toward
+    2x where the two logical CPUs share one core's arithmetic units (hyperthreads, or a VM's
+    vCPUs on them). 2-thread figures are bounded by it; described as text for the reports."""
+    import numpy as np
+
+    from edgelearn.engine import threads
+
+    if os.cpu_count() is None or os.cpu_count() < 2:
+        return "n/a (one logical CPU)"
+    if threads.blas_threads() is None:
+        return "n/a (numpy's BLAS is not an OpenBLAS edgelearn can pin to one thread)"
+    a = np.random.default_rng(0).random((256, 256), dtype=np.float32)
+
+    def loop(seconds: list[float]) -> None:
+        begin = time.perf_counter()
+        for _ in range(200):
+            np.matmul(a, a)
+        seconds.append(time.perf_counter() - begin)
+
+    alone: list[float] = []
+    together: list[float] = []
+    with threads.parallel_step(workers=2):  # BLAS on one thread per caller
+        for _ in range(repeats):
+            loop(alone)
+            both: list[float] = []
+            workers = [threading.Thread(target=loop, args=(both,)) for _ in range(2)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            together.append(max(both))
+    ratio = statistics.median(together) / statistics.median(alone)
+    return f"two 1-thread GEMM loops at once take {ratio:.2f}x one alone (1.00x: independent cores)"
 
 
 def codelab_training(batch: int) -> tuple[Any, Any, Any]:

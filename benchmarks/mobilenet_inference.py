@@ -47,7 +47,14 @@ import time
 from typing import Any
 
 import numpy as np
-from _common import TORCH_PIN, add_kernels_argument, limit_threads, source_revision, use_kernels
+from _common import (
+    TORCH_PIN,
+    add_kernels_argument,
+    limit_threads,
+    source_revision,
+    two_core_slowdown,
+    use_kernels,
+)
 from train_cnn import blas_info, child_env, cpu_model, import_torch, virtualized
 
 import edgelearn as el
@@ -286,6 +293,7 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     )
     print(f"date:     {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
     print(f"cpu:      {cpu_model()}, {os.cpu_count()} logical CPUs, virtualized: {virtualized()}")
+    print(f"cores:    {two_core_slowdown()}")
     print(
         f"software: python {platform.python_version()}, numpy {np.__version__}, "
         f"edgelearn {el.__version__} (source {source_revision()}), "

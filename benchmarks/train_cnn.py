@@ -43,7 +43,14 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from _common import TORCH_PIN, add_kernels_argument, limit_threads, source_revision, use_kernels
+from _common import (
+    TORCH_PIN,
+    add_kernels_argument,
+    limit_threads,
+    source_revision,
+    two_core_slowdown,
+    use_kernels,
+)
 
 import edgelearn as el
 from edgelearn.demos.mnist import codelab_cnn, prepare
@@ -336,6 +343,7 @@ def print_header(args: argparse.Namespace, results: list[dict[str, Any]]) -> Non
         f"cpu:      {cpu_model()}, {os.cpu_count()} logical CPUs ({affinity} usable), "
         f"virtualized: {virtualized()}"
     )
+    print(f"cores:    {two_core_slowdown()}")
     print(
         f"software: python {platform.python_version()}, numpy {np.__version__}, "
         f"edgelearn {el.__version__} (source {source_revision()}), "
