@@ -6,8 +6,8 @@ The switches (see benchmarks/README.md for why each exists):
 - folding: batch norms, ReLUs and paddings folded into the convolutions at inference, or each
   layer on its own (the private ``model._folds`` emptied: there is no public switch, folding is
   always on where it applies);
-- thread split: a step's batch split over the BLAS thread count with BLAS on one thread
-  (``edgelearn.engine.threads``), or not (``threads.parallel_step(workers=1)`` around the call:
+- thread split: a step's batch split over the BLAS thread count with BLAS on one thread (each
+  part through the whole model, or primitive by primitive: ``edgelearn.engine.threads``), or not (``threads.parallel_step(workers=1)`` around the call:
   BLAS then spreads each GEMM over its threads as before); only differs with 2 threads;
 - OpenBLAS's idle threads: spinning for ~0.1 s after each GEMM as OpenBLAS does by default, or
   sleeping at once (OPENBLAS_THREAD_TIMEOUT=4, which edgelearn does not set: see the README).
