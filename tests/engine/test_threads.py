@@ -212,6 +212,40 @@ def test_predictions_run_each_part_through_the_whole_model_without_recording_gra
     assert recorder.grad_modes == {False}
 
 
+def test_a_split_step_with_dropout_draws_the_masks_the_serial_step_draws():
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(8, 6, 6, 2)).astype(np.float32)
+    y = rng.integers(0, 2, size=8)
+    built = [
+        _recorded_model(6, el.layers.Dropout(0.5, seed=4), el.layers.Dropout(0.3)) for _ in range(2)
+    ]
+    models = [model for model, _ in built]
+    losses = []
+    for model, workers in zip(models, (1, 2)):
+        el.random.set_random_seed(12)  # the unseeded Dropout's draws
+        with threads.parallel_step(workers=workers):
+            losses.append([model.train_on_batch(x, y) for _ in range(3)])
+    assert built[1][1].thread_ids - {threading.get_ident()}  # the second one split
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_dropout_called_twice_in_a_graph_is_not_split_and_draws_at_each_call():
+    layers = el.layers
+    inputs = layers.Input((6,))
+    dropout = layers.Dropout(0.5)
+    recorder = _Recorder()
+    outputs = layers.Dense(2, activation="softmax")(recorder(dropout(dropout(inputs))))
+    model = el.Model(inputs, outputs)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x = np.ones((8, 6), dtype=np.float32)
+    with threads.parallel_step(workers=2):
+        model.train_on_batch(x, np.zeros(8, dtype=int))
+    assert recorder.thread_ids == {threading.get_ident()}
+    assert dropout._step_keep is None
+
+
 class _SummedLoss(el.losses.SparseCategoricalCrossentropy):
     """A sum over samples, not a mean: its parts cannot be weighted by their share."""
 
@@ -224,12 +258,11 @@ class _SummedLoss(el.losses.SparseCategoricalCrossentropy):
     [
         (lambda: el.layers.BatchNormalization(), None, False),  # batch statistics
         (lambda: el.layers.BatchNormalization(trainable=False), None, True),
-        (lambda: el.layers.Dropout(0.5), None, False),  # random draws
-        (lambda: el.layers.Dropout(0.0), None, True),
+        (lambda: el.layers.Dropout(0.5), None, True),  # masks drawn for the whole batch first
         (lambda: _Recorder(samplewise=False), None, False),  # a layer that did not say so
         (lambda: el.layers.ReLU(), _SummedLoss(), False),
     ],
-    ids=["batch norm", "frozen batch norm", "dropout", "no dropout", "custom layer", "summed loss"],
+    ids=["batch norm", "frozen batch norm", "dropout", "custom layer", "summed loss"],
 )
 def test_the_whole_model_splits_only_where_every_layer_and_loss_allows(
     middle, loss, split_expected

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import edgelearn as el
+from edgelearn.layers.base import batch_part
 from edgelearn.testing import run_layer_test
 
 L = el.layers
@@ -137,6 +138,23 @@ def test_dropout_training_scales_kept_units_and_inference_is_identity():
     assert set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
     assert abs((y == 0).mean() - 0.25) < 0.02
     np.testing.assert_array_equal(layer(x, training=False).numpy(), x)
+
+
+@pytest.mark.parametrize("noise_shape", [None, (1, None)], ids=["per sample", "batch-wide"])
+def test_dropout_masks_drawn_for_a_step_do_not_depend_on_how_the_batch_is_split(noise_shape):
+    x = np.random.default_rng(0).normal(size=(6, 40)).astype(np.float32)
+    whole = L.Dropout(0.5, noise_shape=noise_shape, seed=11)
+    expected = whole(x, training=True).numpy()  # drawn at the call, for the whole batch
+    split = L.Dropout(0.5, noise_shape=noise_shape, seed=11)
+    split(x[:1])  # builds it: one sample's shape is known
+    split.start_step(len(x))
+    parts = []
+    for start, stop in [(0, 2), (2, 6)]:
+        with batch_part(start):
+            parts.append(split(x[start:stop], training=True).numpy())
+    split.end_step()
+    np.testing.assert_array_equal(np.concatenate(parts), expected)
+    assert split._step_keep is None
 
 
 def test_keras_default_names_and_serialized_form():

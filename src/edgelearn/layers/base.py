@@ -51,6 +51,28 @@ def placeholder_weights() -> Iterator[None]:
         _placeholders.active = previous
 
 
+_part = threading.local()
+
+
+@contextlib.contextmanager
+def batch_part(start: int) -> Iterator[None]:
+    """Within the block, layers called on this thread run on the samples of a batch from
+    ``start`` on: a model's training step split over threads (``edgelearn.engine.threads``)
+    runs each part of its batch inside one. A layer that prepared the whole batch in
+    :meth:`Layer.start_step` (Dropout's masks) takes its part's rows from here."""
+    previous = getattr(_part, "start", 0)
+    _part.start = start
+    try:
+        yield
+    finally:
+        _part.start = previous
+
+
+def batch_part_start() -> int:
+    """The first sample of the batch part being run on this thread (0 outside a split step)."""
+    return getattr(_part, "start", 0)
+
+
 #: Layer classes by Keras ``class_name``; filled by :func:`register`.
 LAYER_CLASSES: dict[str, type[Layer]] = {}
 _name_counts: defaultdict[str, int] = defaultdict(int)
@@ -159,6 +181,15 @@ class Layer:
         layer that does not is never split.
         """
         return self.samplewise
+
+    def start_step(self, n_samples: int) -> None:
+        """Called by a model before a training step on ``n_samples`` samples, on the thread
+        that runs the step and before its batch splits over threads: a layer that draws random
+        numbers in training draws the whole batch's here, so that its draws do not depend on how
+        the batch is split (see Dropout). Nothing by default."""
+
+    def end_step(self) -> None:
+        """Called after the step: forget what :meth:`start_step` prepared."""
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {

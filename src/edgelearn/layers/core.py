@@ -17,7 +17,7 @@ import numpy as np
 from edgelearn import activations, initializers
 from edgelearn import random as el_random
 from edgelearn.engine import functions as F
-from edgelearn.layers.base import Layer, Shape, register
+from edgelearn.layers.base import Layer, Shape, batch_part_start, register
 from edgelearn.layers.graph import KerasTensor, Node
 
 
@@ -291,18 +291,48 @@ class Dropout(Layer):
             raise ValueError(f"Dropout expects 0 <= rate < 1. Received: rate={rate!r}")
         self.rate, self.noise_shape, self.seed = float(rate), noise_shape, seed
         self._rng = el_random.generator(seed) if seed is not None else None
+        self._sample_shape: Shape | None = None
+        self._step_keep: np.ndarray | None = None  # the step's masks, drawn in start_step
+
+    def build(self, input_shape: Shape) -> None:
+        self._sample_shape = tuple(input_shape[1:])
+        self.built = True
 
     def splits_by_sample(self, training: bool) -> bool:
-        return not training or self.rate == 0  # its masks are random draws
+        return not training or self.rate == 0 or self._prepares_masks()
+
+    def _prepares_masks(self) -> bool:
+        # The whole batch's masks can be drawn before a step where one sample's shape is known
+        # and the layer runs once per step (not twice in a graph).
+        return (
+            self._sample_shape is not None
+            and all(isinstance(d, int) for d in self._sample_shape)
+            and len(self.inbound_nodes) <= 1
+        )
+
+    def start_step(self, n_samples: int) -> None:
+        # The same draws as the call on the whole batch would make, whatever the split.
+        if self.rate > 0 and self._prepares_masks():
+            self._step_keep = self._draw_keep((n_samples, *self._sample_shape))
+
+    def end_step(self) -> None:
+        self._step_keep = None
+
+    def _draw_keep(self, shape: Shape) -> np.ndarray:
+        if self.noise_shape is not None:
+            shape = tuple(s if n is None else n for s, n in zip(shape, self.noise_shape))
+        rng = self._rng or el_random.generator()
+        return rng.random(shape) >= self.rate
 
     def call(self, inputs, training=False):
         if not training or self.rate == 0:
             return inputs
-        shape = inputs.shape
-        if self.noise_shape is not None:
-            shape = tuple(s if n is None else n for s, n in zip(inputs.shape, self.noise_shape))
-        rng = self._rng or el_random.generator()
-        keep = rng.random(shape) >= self.rate
+        keep = self._step_keep
+        if keep is None:
+            keep = self._draw_keep(inputs.shape)
+        elif len(keep) > 1:  # a row per sample (not a noise_shape shared by the batch)
+            start = batch_part_start()
+            keep = keep[start : start + len(inputs)]
         mask = keep.astype(inputs.dtype) * inputs.dtype.type(1 / (1 - self.rate))
         return F.Mul.apply(inputs, mask)
 

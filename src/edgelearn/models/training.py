@@ -32,7 +32,7 @@ from edgelearn import optimizers as optimizers_module
 from edgelearn import random as el_random
 from edgelearn.engine import Tensor, Variable, allocator, gradients, no_grad, threads
 from edgelearn.layers import Layer
-from edgelearn.layers.base import Shape, unique_name
+from edgelearn.layers.base import Shape, batch_part, unique_name
 
 _DEFAULT_BATCH_SIZE = 32
 
@@ -340,17 +340,26 @@ class Model:
         n_samples = len(xs[0])
         variables = self.trainable_weights
         allocator.use_default()
-        # A large batch splits over BLAS's threads (engine.threads): primitive by primitive, or,
-        # where every layer treats samples on their own and every loss is a mean over samples,
-        # by running each part of the batch through the whole model on a thread of its own.
-        parts = threads.run_batch(
-            n_samples,
-            sum(np.size(x) for x in xs),
-            lambda start, stop: self._part_gradients(xs, ys, variables, start, stop, n_samples),
-            by_sample=self._splits_by_sample(training=True)
-            and all(type(loss).__call__ is losses_module.Loss.__call__ for loss in self.losses),
-            min_elements=threads.MIN_TRAINING_SPLIT_ELEMENTS,
-        )
+        # Layers that draw random numbers draw the whole batch's now, whatever the split.
+        step_layers = self._step_layers()
+        for layer in step_layers:
+            layer.start_step(n_samples)
+        try:
+            # A large batch splits over BLAS's threads (engine.threads): primitive by primitive,
+            # or, where every layer treats samples on their own and every loss is a mean over
+            # samples, by running each part of the batch through the whole model on a thread of
+            # its own.
+            parts = threads.run_batch(
+                n_samples,
+                sum(np.size(x) for x in xs),
+                lambda start, stop: self._part_gradients(xs, ys, variables, start, stop, n_samples),
+                by_sample=self._splits_by_sample(training=True)
+                and all(type(loss).__call__ is losses_module.Loss.__call__ for loss in self.losses),
+                min_elements=threads.MIN_TRAINING_SPLIT_ELEMENTS,
+            )
+        finally:
+            for layer in step_layers:
+                layer.end_step()
         grads = [_sum_present(part_grads) for part_grads in zip(*(part[0] for part in parts))]
         penalty = 0.0
         penalties = [p for layer in self.layers for p in layer.regularization_losses()]
@@ -380,9 +389,10 @@ class Model:
         """The gradients, losses and outputs of samples ``start:stop`` of a batch of
         ``n_samples``: each loss (a mean over the part) weighted by the part's share of the
         batch, so that the parts' gradients and losses add up to the batch's."""
-        outputs = self.forward(
-            [Tensor(np.asarray(x[start:stop], dtype=np.float32)) for x in xs], training=True
-        )
+        with batch_part(start):
+            outputs = self.forward(
+                [Tensor(np.asarray(x[start:stop], dtype=np.float32)) for x in xs], training=True
+            )
         terms = self._loss_terms([y[start:stop] for y in ys], outputs)
         total = terms[0]
         for term in terms[1:]:
@@ -397,8 +407,20 @@ class Model:
         )
 
     def _splits_by_sample(self, training: bool) -> bool:
-        """Whether every layer runs each sample on its own (see Layer.splits_by_sample)."""
-        return all(layer.splits_by_sample(training) for layer in self.layers)
+        """Whether every layer runs each sample on its own (see Layer.splits_by_sample), each
+        layer once per step."""
+        layers = self.layers
+        return len({id(layer) for layer in layers}) == len(layers) and all(
+            layer.splits_by_sample(training) for layer in layers
+        )
+
+    def _step_layers(self) -> list[Layer]:
+        """The layers whose start_step / end_step a training step calls: those that run once
+        per step (a layer listed twice draws at each call instead)."""
+        counts: dict[int, int] = {}
+        for layer in self.layers:
+            counts[id(layer)] = counts.get(id(layer), 0) + 1
+        return [layer for layer in self.layers if counts[id(layer)] == 1]
 
     def _predict_lists(
         self,
