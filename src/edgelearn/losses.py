@@ -66,13 +66,9 @@ class Loss:
 
 
 def _categorical(y_true: np.ndarray, y_pred: Tensor, from_logits: bool) -> Tensor:
-    if from_logits:
-        log_probs = F.LogSoftmax.apply(y_pred, axis=-1)
-    else:
-        # Like Keras and TF.js: rescale so each row sums to one, clip, then take the logarithm.
-        probs = F.Div.apply(y_pred, F.Sum.apply(y_pred, axis=-1, keepdims=True))
-        log_probs = F.Log.apply(F.Clip.apply(probs, low=EPSILON, high=1 - EPSILON))
-    return F.Neg.apply(F.Sum.apply(F.Mul.apply(log_probs, y_true), axis=-1))
+    # Like Keras and TF.js: log-softmax of logits, or probabilities rescaled so each row sums to
+    # one and clipped before the logarithm; one fused primitive.
+    return F.CategoricalCrossentropy.apply(y_pred, y_true, from_logits=from_logits, epsilon=EPSILON)
 
 
 class CategoricalCrossentropy(Loss):

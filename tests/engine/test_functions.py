@@ -96,6 +96,20 @@ CASES = [
         lambda a: a - np.log(np.exp(a).sum(-1, keepdims=True)),
     ),
     (
+        "categorical-xent-logits",
+        F.CategoricalCrossentropy,
+        [_normal((3, 5)) * 3, rng.uniform(size=(3, 5))],
+        {"from_logits": True},
+        lambda x, y: -(y * (x - np.log(np.exp(x).sum(-1, keepdims=True)))).sum(-1),
+    ),
+    (
+        "categorical-xent-probs",
+        F.CategoricalCrossentropy,
+        [_positive((3, 5)), rng.uniform(size=(3, 5))],
+        {},
+        lambda p, y: -(y * np.log(p / p.sum(-1, keepdims=True))).sum(-1),
+    ),
+    (
         "sigmoid-xent-logits",
         F.SigmoidCrossEntropyWithLogits,
         [_normal((3, 4)) * 4, rng.uniform(size=(3, 4))],
@@ -170,6 +184,26 @@ def test_gradients_of_graphs_sharing_weights_can_be_taken_on_several_threads():
     for a, b in zip(actual, expected):
         np.testing.assert_array_equal(a, b)
     assert w.grad is None
+
+
+def test_categorical_crossentropy_clips_like_keras_and_its_gradient_stops_at_the_clip():
+    # A row whose rescaled probabilities fall outside [1e-7, 1 - 1e-7]: the loss reads the
+    # clipped value and no gradient flows through the clipped entries, as through F.Clip.
+    predictions = np.array([[1e-9, 1.0, 0.5], [0.2, 0.3, 0.5]], dtype=np.float32)
+    labels = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=np.float32)
+    fused_input = Tensor(predictions, requires_grad=True)
+    fused = F.CategoricalCrossentropy.apply(fused_input, labels, epsilon=1e-7)
+    composed_input = Tensor(predictions, requires_grad=True)
+    probs = F.Div.apply(composed_input, F.Sum.apply(composed_input, axis=-1, keepdims=True))
+    log_probs = F.Log.apply(F.Clip.apply(probs, low=1e-7, high=1 - 1e-7))
+    composed = F.Neg.apply(F.Sum.apply(F.Mul.apply(log_probs, labels), axis=-1))
+    np.testing.assert_allclose(fused.numpy(), composed.numpy(), rtol=1e-6)
+    assert fused.numpy()[0] == pytest.approx(-np.log(np.float32(1e-7)), rel=1e-6)
+    dy = np.array([1.0, 2.0], dtype=np.float32)
+    fused.backward(dy)
+    composed.backward(dy)
+    np.testing.assert_allclose(fused_input.grad, composed_input.grad, rtol=1e-5, atol=1e-6)
+    assert fused_input.grad.dtype == np.float32
 
 
 def test_deep_graphs_do_not_hit_the_recursion_limit():
