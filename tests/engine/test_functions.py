@@ -165,6 +165,10 @@ def test_gradients_match_backward_and_leave_grad_attributes_alone():
     np.testing.assert_array_equal(grad_x, x.grad)
     np.testing.assert_array_equal(grad_w, w.grad)
     assert gradients(Tensor(np.ones(2)).sum(), [x]) == [None]  # no graph to walk
+    with pytest.raises(TypeError, match="Received: output=array"):
+        gradients(np.ones(2), [x])
+    with pytest.raises(TypeError, match="Received: a ndarray"):
+        gradients(out, [x, np.ones(3)])
 
 
 def test_gradients_of_graphs_sharing_weights_can_be_taken_on_several_threads():

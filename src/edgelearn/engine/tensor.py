@@ -277,6 +277,14 @@ def gradients(output: Tensor, sources: list[Tensor]) -> list[np.ndarray | None]:
         >>> x.grad is None
         True
     """
+    if not isinstance(output, Tensor):
+        raise TypeError(f"gradients expects a Tensor output. Received: output={output!r}")
+    sources = list(sources)
+    for source in sources:
+        if not isinstance(source, Tensor):
+            raise TypeError(
+                f"gradients expects a list of Tensors as sources. Received: a {type(source).__name__}"
+            )
     if not output.requires_grad:
         return [None] * len(sources)
     leaves = output._leaf_gradients()

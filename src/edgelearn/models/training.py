@@ -410,7 +410,7 @@ class Model:
         """Whether every layer runs each sample on its own (see Layer.splits_by_sample), each
         layer once per step."""
         layers = self.layers
-        return len({id(layer) for layer in layers}) == len(layers) and all(
+        return len(self._step_layers()) == len(layers) and all(
             layer.splits_by_sample(training) for layer in layers
         )
 
