@@ -363,10 +363,15 @@ class Softmax(Function):
         return (out * (grad - (grad * out).sum(axis=self.axis, keepdims=True)),)
 
 
+def log_softmax(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``log(softmax(a))`` along ``axis``, shifted by the maximum so that nothing overflows."""
+    shifted = a - a.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
 class LogSoftmax(Function):
     def forward(self, a, axis=-1):
-        shifted = a - a.max(axis=axis, keepdims=True)
-        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        out = log_softmax(a, axis)
         self.softmax = np.exp(out)
         self.axis = axis
         return out
@@ -386,8 +391,7 @@ class CategoricalCrossentropy(Function):
     def forward(self, predictions, labels, from_logits=False, epsilon=1e-7):
         self.labels, self.from_logits = labels, from_logits
         if from_logits:
-            shifted = predictions - predictions.max(axis=-1, keepdims=True)
-            log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+            log_probs = log_softmax(predictions)
         else:
             self.total = predictions.sum(axis=-1, keepdims=True)
             self.probs = predictions / self.total
